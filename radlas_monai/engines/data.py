@@ -1,0 +1,119 @@
+"""Which radiographs a bundle trains on: a datalist, a folder of radiographs, or the embedded synthetic data.
+
+Bundles call :func:`resolve_datalist` once and :func:`load_screened_split` per split, so that every bundle treats
+``dataset_dir`` / ``datalist`` the same way and bad files are skipped and reported the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["resolve_datalist", "load_screened_split"]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_datalist(
+    dataset_dir: str | os.PathLike | None = None,
+    datalist: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike = ".",
+    *,
+    synthetic_images: int = 200,
+    image_size: int = 256,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+) -> str:
+    """Decide the datalist JSON a run uses.
+
+    Precedence: ``datalist`` (a datalist JSON) > ``dataset_dir`` (a folder of radiographs, searched recursively for
+    DICOM / PNG / JPEG / NIfTI; a datalist JSON is written to ``output_dir/datalist.json`` so the run records what it
+    used) > the embedded synthetic radiographs (generated once into the per-user cache, then reused).
+
+    Args:
+        dataset_dir: a folder of radiographs, or empty/None.
+        datalist: a datalist JSON, or empty/None.
+        output_dir: where a datalist built from ``dataset_dir`` is written.
+        synthetic_images: how many synthetic radiographs the default dataset has.
+        image_size: size of the synthetic radiographs.
+        seed: seed of the synthetic dataset and of the folder split.
+        val_fraction: validation share when splitting a folder (by patient).
+
+    Returns:
+        The path of the datalist JSON.
+
+    Raises:
+        FileNotFoundError: ``datalist`` or ``dataset_dir`` is given but does not exist.
+        ValueError: ``dataset_dir`` holds no radiograph.
+    """
+    if datalist:
+        path = Path(datalist).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"datalist {path} does not exist")
+        logger.info("using datalist %s", path)
+        return str(path)
+    if dataset_dir:
+        from radlas_monai.data.datalist import datalist_from_folder, write_datalist
+
+        root = Path(dataset_dir).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset_dir {root} is not a folder")
+        built = datalist_from_folder(root, split=(1.0 - val_fraction, val_fraction, 0.0), seed=seed)
+        count = sum(len(built.get(k, [])) for k in ("training", "validation", "test"))
+        if count == 0:
+            raise ValueError(f"no DICOM, PNG, JPEG or NIfTI radiograph found under {root}")
+        # paths in a folder datalist are relative to the folder; make them absolute before moving the JSON away
+        for split in ("training", "validation", "test"):
+            for item in built.get(split, []):
+                item["image"] = str((root / item["image"]).resolve())
+        out = Path(output_dir) / "datalist.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_datalist(built, out)
+        logger.info("built datalist %s from %d radiographs under %s", out, count, root)
+        return str(out)
+    from radlas_monai.data.synthetic import ensure_synthetic_dataset
+
+    path = ensure_synthetic_dataset(num_images=synthetic_images, image_size=image_size, seed=seed)
+    logger.info("no dataset_dir or datalist given: using the embedded synthetic radiographs, datalist %s", path)
+    return str(path)
+
+
+def load_screened_split(
+    datalist: str | os.PathLike,
+    split: str,
+    output_dir: str | os.PathLike = ".",
+    *,
+    keys: tuple[str, ...] = ("image",),
+    strict: bool = False,
+    screen: bool = True,
+    limit: int = 0,
+) -> list[dict]:
+    """Load one split of a datalist and leave out files that cannot be read, with a report.
+
+    Args:
+        datalist: path of the datalist JSON.
+        split: ``"training"``, ``"validation"`` or ``"test"``.
+        output_dir: where the skip report ``skipped_<split>.json`` is written.
+        keys: item keys holding files to check.
+        strict: fail at the first bad file instead of skipping it.
+        screen: read every file once before training (set ``False`` for very large datasets; bad files are then
+            skipped at load time by the dataset guard).
+        limit: keep only the first ``limit`` items (``0`` keeps all): for smoke runs.
+
+    Returns:
+        The readable items, in datalist order, with absolute paths.
+    """
+    from radlas_monai.data.datalist import load_datalist
+
+    items = load_datalist(datalist, split=split)
+    if limit:
+        items = items[:limit]
+    if not screen or not items:
+        return items
+    from radlas_monai.data.screening import screen_datalist
+
+    report_path = Path(output_dir) / f"skipped_{split}.json"
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    good, _ = screen_datalist(items, keys=keys, strict=strict, report_path=report_path)
+    return good

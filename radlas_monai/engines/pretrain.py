@@ -1,0 +1,218 @@
+"""The RadLAS pretraining and validation iterations, wired into MONAI engines by the pretrain bundle.
+
+One training iteration is the method's stages, named and in order::
+
+    synthesize (on the device, whole batch) -> encode -> restore -> ground -> pool -> losses -> backward -> step
+
+``SupervisedTrainer(iteration_update=RadLASPretrainStep(...))`` runs it; ``SupervisedEvaluator(iteration_update=
+RadLASValidationStep(...))`` evaluates the same synthesis with a fixed seed every time, so validation numbers are
+comparable across epochs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import torch
+from monai.utils import CommonKeys
+
+__all__ = ["RadLASPretrainStep", "RadLASValidationStep", "autocast_context", "synthesize_batch"]
+
+logger = logging.getLogger(__name__)
+
+
+def autocast_context(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast where the device supports it (CPU, Ampere+ GPUs), fp16 on older GPUs; a no-op when disabled.
+
+    Args:
+        device: the device the step runs on.
+        enabled: whether mixed precision is on (the bundle's ``amp``).
+
+    Returns:
+        A context manager.
+    """
+    if not enabled:
+        return contextlib.nullcontext()
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _to_device(batch: dict[str, Any], key: str, device: torch.device, non_blocking: bool) -> torch.Tensor | None:
+    value = batch.get(key)
+    if value is None:
+        return None
+    value = torch.as_tensor(value)
+    return value.as_tensor().to(device, non_blocking=non_blocking) if hasattr(value, "as_tensor") else value.to(
+        device, non_blocking=non_blocking
+    )
+
+
+def synthesize_batch(
+    synthesizer: Any,
+    batch: dict[str, Any],
+    device: torch.device,
+    *,
+    image_key: str = CommonKeys.IMAGE,
+    lung_mask_key: str | None = "lung_mask",
+    non_blocking: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Move a collated batch to ``device`` and write synthetic lesions into it, on the device, for the whole batch.
+
+    Args:
+        synthesizer: a :class:`radlas_monai.transforms.RandLesionSynthesis` (batched mode).
+        batch: a collated dictionary with ``image_key`` (B, 1, H, W) in [0, 1] and optionally ``lung_mask_key``.
+        device: the training device.
+        image_key: key of the images.
+        lung_mask_key: key of the lung masks (used when present in the batch).
+        non_blocking: passed to ``Tensor.to``.
+
+    Returns:
+        ``(corrupted, healthy, lesion_mask)``, each (B, 1, H, W) float32 on ``device``; ``lesion_mask`` is the soft
+        mask in [0, 1], zero where the image is unchanged.
+    """
+    image = _to_device(batch, image_key, device, non_blocking)
+    if image is None:
+        raise KeyError(f"batch has no {image_key!r} key; keys are {sorted(batch)}")
+    lung = _to_device(batch, lung_mask_key, device, non_blocking) if lung_mask_key else None
+    with torch.no_grad():
+        out = synthesizer(image.float(), lung_mask=lung)
+    return out.image, out.healthy, out.mask
+
+
+class RadLASPretrainStep:
+    """``iteration_update`` for ``monai.engines.SupervisedTrainer``: one RadLAS pretraining iteration.
+
+    Uses the trainer's ``network``, ``optimizer`` and ``loss_function`` (a :class:`radlas_monai.losses.RadLASLoss`).
+
+    Args:
+        synthesizer: batched lesion synthesis, run on the training device.
+        grad_clip_norm: clip the global gradient norm to this value (``0`` or ``None`` disables clipping).
+        amp: mixed precision (bf16 autocast; fp16 with a gradient scaler on GPUs without bf16).
+        lung_mask_key: batch key of lung masks, used to place lesions when present.
+        pool_with_target: pool tokens under the synthetic mask (teacher forcing) instead of the predicted map.
+
+    Returns (per call):
+        ``engine.state.output``: a dict with ``loss`` and every loss term as floats (for logging), plus the detached
+        tensors ``image`` (corrupted), ``healthy``, ``lesion_mask``, ``restored`` and ``lesion_map`` (B, 1, H, W)
+        for image handlers.
+    """
+
+    def __init__(
+        self,
+        synthesizer: Any,
+        grad_clip_norm: float | None = 1.0,
+        amp: bool = False,
+        lung_mask_key: str | None = "lung_mask",
+        pool_with_target: bool = False,
+    ) -> None:
+        self.synthesizer = synthesizer
+        self.grad_clip_norm = grad_clip_norm
+        self.amp = amp
+        self.lung_mask_key = lung_mask_key
+        self.pool_with_target = pool_with_target
+        self._scaler: torch.amp.GradScaler | None = None
+
+    def _scaler_for(self, device: torch.device) -> torch.amp.GradScaler | None:
+        needs_scaler = self.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        if needs_scaler and self._scaler is None:
+            self._scaler = torch.amp.GradScaler("cuda")
+        return self._scaler if needs_scaler else None
+
+    def __call__(self, engine: Any, batchdata: dict[str, Any]) -> dict[str, Any]:
+        device = torch.device(engine.state.device)
+        network, optimizer, loss_function = engine.network, engine.optimizer, engine.loss_function
+        corrupted, healthy, lesion_mask = synthesize_batch(
+            self.synthesizer, batchdata, device, lung_mask_key=self.lung_mask_key, non_blocking=engine.non_blocking
+        )
+        network.train()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast_context(device, self.amp):
+            output = network(corrupted, pool_map=lesion_mask if self.pool_with_target else None)
+            terms = loss_function(output, healthy, lesion_mask)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {loss.item()} at iteration {engine.state.iteration}: {terms}")
+        scaler = self._scaler_for(device)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if self.grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(network.parameters(), self.grad_clip_norm)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        result: dict[str, Any] = {name: float(value.detach()) for name, value in terms.items()}
+        result.update(
+            {
+                CommonKeys.IMAGE: corrupted.detach(),
+                "healthy": healthy.detach(),
+                "lesion_mask": lesion_mask.detach(),
+                "restored": output.restored.detach().float(),
+                "lesion_map": output.lesion_map.detach().float(),
+            }
+        )
+        return result
+
+    def state_dict(self) -> dict[str, Any]:
+        """The gradient scaler's state (empty when no scaler is used), for checkpoints."""
+        return {"scaler": self._scaler.state_dict()} if self._scaler is not None else {}
+
+
+class RadLASValidationStep:
+    """``iteration_update`` for ``monai.engines.SupervisedEvaluator``: restore and ground synthetically lesioned images.
+
+    The synthesizer is re-seeded at the first iteration of every evaluation run, so each validation sees the same
+    lesions and numbers are comparable across epochs.
+
+    Args:
+        synthesizer: batched lesion synthesis (its own instance, not the trainer's).
+        seed: the seed every validation run starts from.
+        amp: bf16 autocast for the forward pass.
+        lung_mask_key: batch key of lung masks, used to place lesions when present.
+        pixel_stride: subsample pixels by this stride for the pixel AUROC (keeps it cheap at 512 px).
+
+    Returns (per call):
+        A dict with ``image``, ``healthy``, ``lesion_mask``, ``restored``, ``lesion_map`` (B, 1, H, W) and
+        ``pixel_scores`` / ``pixel_labels`` (P,) flattened, subsampled lesion-map values and binary mask labels for
+        ``monai.handlers.ROCAUC``.
+    """
+
+    def __init__(
+        self, synthesizer: Any, seed: int = 12345, amp: bool = False, lung_mask_key: str | None = "lung_mask",
+        pixel_stride: int = 2,
+    ) -> None:
+        self.synthesizer = synthesizer
+        self.seed = seed
+        self.amp = amp
+        self.lung_mask_key = lung_mask_key
+        self.pixel_stride = pixel_stride
+
+    def __call__(self, engine: Any, batchdata: dict[str, Any]) -> dict[str, Any]:
+        if engine.state.iteration == 1:
+            self.synthesizer.set_random_state(seed=self.seed)
+        device = torch.device(engine.state.device)
+        corrupted, healthy, lesion_mask = synthesize_batch(
+            self.synthesizer, batchdata, device, lung_mask_key=self.lung_mask_key, non_blocking=engine.non_blocking
+        )
+        engine.network.eval()
+        with torch.no_grad(), autocast_context(device, self.amp):
+            output = engine.network(corrupted)
+        restored, lesion_map = output.restored.float(), output.lesion_map.float()
+        s = self.pixel_stride
+        return {
+            CommonKeys.IMAGE: corrupted,
+            "healthy": healthy,
+            "lesion_mask": lesion_mask,
+            "restored": restored,
+            "lesion_map": lesion_map,
+            "pixel_scores": lesion_map[..., ::s, ::s].reshape(-1),
+            "pixel_labels": (lesion_mask[..., ::s, ::s] > 0.5).reshape(-1).float(),
+        }

@@ -1,0 +1,74 @@
+"""Foreign-patch blends: a region of another radiograph pasted through a soft, irregular mask."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from radlas_monai.transforms.lesion_synthesis.families.base import LesionFamily, LesionPatches, log_uniform, uniform
+from radlas_monai.transforms.lesion_synthesis.shapes import rotated_coords, sample_field, smooth_noise, smoothstep
+
+__all__ = ["ForeignPatchFamily"]
+
+_OUTLINE = 0.25
+
+
+class ForeignPatchFamily(LesionFamily):
+    """Natural-looking out-of-place tissue: pixels of a *donor* region blended in with a soft mask.
+
+    The donor pixels come from another radiograph of the batch, from a ``foreign`` image given to the transform, or
+    (single image without ``foreign``) from a horizontally flipped, shifted region of the same image. Their mean is
+    moved part of the way towards the local mean of the recipient, so the patch is betrayed by its structure (wrong
+    ribs, vessels at the wrong angle) more than by a trivial brightness step (cf. CutPaste, Li et al. CVPR 2021;
+    NSA, Schlueter et al. ECCV 2022).
+
+    Args:
+        diameter: range of the long diameter in mm (pixels when the spacing is unknown), log-uniform.
+        opacity: range of the blend's peak opacity.
+        aspect: range of the short/long axis ratio.
+        edge: range of the soft edge's width as a fraction of the radius.
+        match: range of the fraction of the mean-intensity difference removed (0 = raw donor, 1 = same mean).
+    """
+
+    name = "foreign_patch"
+    needs_donor = True
+
+    def __init__(
+        self,
+        diameter: tuple[float, float] = (10.0, 60.0),
+        opacity: tuple[float, float] = (0.6, 1.0),
+        aspect: tuple[float, float] = (0.6, 1.0),
+        edge: tuple[float, float] = (0.2, 0.7),
+        match: tuple[float, float] = (0.3, 1.0),
+    ) -> None:
+        if not 0 < diameter[0] <= diameter[1]:
+            raise ValueError(f"foreign patch diameter range must satisfy 0 < low <= high, got {diameter}")
+        self.diameter = diameter
+        self.opacity = opacity
+        self.aspect = aspect
+        self.edge = edge
+        self.match = match
+
+    def half_extent(self, params: torch.Tensor, side_size: torch.Tensor) -> torch.Tensor:
+        reach = log_uniform(params[:, 0], self.diameter) / 2 * (1.0 + 1.5 * _OUTLINE)
+        return torch.stack((reach, reach), dim=1)
+
+    def render(self, patches: LesionPatches, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if patches.donor is None:
+            raise ValueError("the foreign_patch family needs donor pixels, got patches.donor=None")
+        p = patches.params
+        radius = log_uniform(p[:, 0], self.diameter) / 2
+        semi = torch.stack((radius, radius * uniform(p[:, 2], self.aspect)), dim=1)
+        u, v = rotated_coords(patches.dy, patches.dx, semi, p[:, 3] * math.pi)
+        r = radius.view(-1, 1, 1, 1)
+        noise = sample_field(smooth_noise(patches.num, 16, generator, u.device), patches.dx / r, patches.dy / r, 1.5)
+        rho = torch.sqrt(u * u + v * v) / (1.0 + _OUTLINE * noise.clamp(-1.5, 1.5))
+        edge = uniform(p[:, 4], self.edge).view(-1, 1, 1, 1)
+        alpha = uniform(p[:, 1], self.opacity).view(-1, 1, 1, 1) * smoothstep((1.0 - rho) / edge)
+        weight = alpha / alpha.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+        shift = (patches.healthy * weight).sum(dim=(2, 3), keepdim=True) - (patches.donor * weight).sum(
+            dim=(2, 3), keepdim=True
+        )
+        target = (patches.donor + uniform(p[:, 5], self.match).view(-1, 1, 1, 1) * shift).clamp(0.0, 1.0)
+        return alpha, target

@@ -117,3 +117,57 @@ def load_screened_split(
     report_path.parent.mkdir(parents=True, exist_ok=True)
     good, _ = screen_datalist(items, keys=keys, strict=strict, report_path=report_path)
     return good
+
+
+def inference_items(
+    dataset_dir: str | os.PathLike | None = None,
+    datalist: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike = ".",
+    *,
+    split: str = "test",
+    strict: bool = False,
+    limit: int = 0,
+    synthetic_images: int = 200,
+    image_size: int = 256,
+    seed: int = 0,
+) -> list[dict]:
+    """The radiographs an inference run reads, screened, with a skip report for files that cannot be read.
+
+    Precedence: ``datalist`` (its ``split``) > every radiograph under ``dataset_dir`` > the ``split`` of the embedded
+    synthetic dataset (so the bundle's inference runs with no data at all).
+
+    Args:
+        dataset_dir: a folder of radiographs (searched recursively), or empty/None.
+        datalist: a datalist JSON, or empty/None.
+        output_dir: where ``skipped_<split>.json`` is written.
+        split: which split of a datalist (or of the synthetic dataset) to read.
+        strict: fail at the first unreadable file instead of skipping it.
+        limit: keep only the first ``limit`` items (``0`` keeps all).
+        synthetic_images: size of the default synthetic dataset.
+        image_size: image size of the default synthetic dataset.
+        seed: seed of the default synthetic dataset.
+
+    Returns:
+        Items ``{"image": path, ...}`` that read cleanly.
+    """
+    if not datalist and dataset_dir:
+        from radlas_monai.data.datalist import datalist_from_folder, write_datalist
+
+        root = Path(dataset_dir).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset_dir {root} is not a folder")
+        built = datalist_from_folder(root, split=(0.0, 0.0, 1.0), seed=seed)
+        for item in built.get("test", []):
+            item["image"] = str((root / item["image"]).resolve())
+        datalist = Path(output_dir) / "datalist.json"
+        datalist.parent.mkdir(parents=True, exist_ok=True)
+        write_datalist(built, datalist)
+        split = "test"
+    elif not datalist:
+        datalist = resolve_datalist(
+            None, None, output_dir, synthetic_images=synthetic_images, image_size=image_size, seed=seed
+        )
+    items = load_screened_split(datalist, split, output_dir, keys=("image",), strict=strict, limit=limit)
+    if not items:
+        raise ValueError(f"no readable radiograph in split {split!r} of {datalist}")
+    return [{"image": item["image"]} for item in items]

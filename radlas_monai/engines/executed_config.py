@@ -16,8 +16,17 @@ __all__ = ["executed_config", "command_line_overrides"]
 
 # keyword arguments of ``monai.bundle run`` that are not config overrides
 _RUN_ARGUMENTS = {
-    "config_file", "meta_file", "logging_file", "args_file", "run_id", "init_id", "final_id", "tracking",
-    "workflow_name", "workflow_type", "properties_path",
+    "config_file",
+    "meta_file",
+    "logging_file",
+    "args_file",
+    "run_id",
+    "init_id",
+    "final_id",
+    "tracking",
+    "workflow_name",
+    "workflow_type",
+    "properties_path",
 }
 
 
@@ -61,7 +70,9 @@ def command_line_overrides(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return overrides
 
 
-def executed_config(config_files: str | os.PathLike | Sequence[str | os.PathLike], argv: Sequence[str] | None = None) -> dict:
+def executed_config(
+    config_files: str | os.PathLike | Sequence[str | os.PathLike], argv: Sequence[str] | None = None
+) -> dict:
     """The raw config content of ``config_files`` with the command line's overrides applied.
 
     Args:
@@ -73,7 +84,11 @@ def executed_config(config_files: str | os.PathLike | Sequence[str | os.PathLike
     """
     from monai.bundle import ConfigParser
 
-    files = [os.fspath(config_files)] if isinstance(config_files, (str, os.PathLike)) else [os.fspath(f) for f in config_files]
+    files = (
+        [os.fspath(config_files)]
+        if isinstance(config_files, (str, os.PathLike))
+        else [os.fspath(f) for f in config_files]
+    )
     parser = ConfigParser(ConfigParser.load_config_files(files))
     parser.update(command_line_overrides(argv))
     return parser.get()

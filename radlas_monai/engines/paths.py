@@ -33,4 +33,6 @@ def find_bundle_root(name: str, cwd: str | os.PathLike | None = None) -> str:
         if candidate.name == name and (candidate / "configs" / "metadata.json").is_file():
             return str(candidate)
     tried = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"cannot find bundle {name!r} (looked in {tried}); pass --bundle_root <folder of the bundle>")
+    raise FileNotFoundError(
+        f"cannot find bundle {name!r} (looked in {tried}); pass --bundle_root <folder of the bundle>"
+    )

@@ -46,8 +46,10 @@ def _to_device(batch: dict[str, Any], key: str, device: torch.device, non_blocki
     if value is None:
         return None
     value = torch.as_tensor(value)
-    return value.as_tensor().to(device, non_blocking=non_blocking) if hasattr(value, "as_tensor") else value.to(
-        device, non_blocking=non_blocking
+    return (
+        value.as_tensor().to(device, non_blocking=non_blocking)
+        if hasattr(value, "as_tensor")
+        else value.to(device, non_blocking=non_blocking)
     )
 
 
@@ -93,7 +95,8 @@ class RadLASPretrainStep:
         grad_clip_norm: clip the global gradient norm to this value (``0`` or ``None`` disables clipping).
         amp: mixed precision (bf16 autocast; fp16 with a gradient scaler on GPUs without bf16).
         lung_mask_key: batch key of lung masks, used to place lesions when present.
-        pool_with_target: pool tokens under the synthetic mask (teacher forcing) instead of the predicted map.
+        pool_with_target: pool tokens under the synthetic lesion mask (teacher forcing, the default: Task II then
+            contrasts features of known lesions) instead of under the network's own, still-learning lesion map.
 
     Returns (per call):
         ``engine.state.output``: a dict with ``loss`` and every loss term as floats (for logging), plus the detached
@@ -107,7 +110,7 @@ class RadLASPretrainStep:
         grad_clip_norm: float | None = 1.0,
         amp: bool = False,
         lung_mask_key: str | None = "lung_mask",
-        pool_with_target: bool = False,
+        pool_with_target: bool = True,
     ) -> None:
         self.synthesizer = synthesizer
         self.grad_clip_norm = grad_clip_norm
@@ -186,7 +189,11 @@ class RadLASValidationStep:
     """
 
     def __init__(
-        self, synthesizer: Any, seed: int = 12345, amp: bool = False, lung_mask_key: str | None = "lung_mask",
+        self,
+        synthesizer: Any,
+        seed: int = 12345,
+        amp: bool = False,
+        lung_mask_key: str | None = "lung_mask",
         pixel_stride: int = 2,
     ) -> None:
         self.synthesizer = synthesizer

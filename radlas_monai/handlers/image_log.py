@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from radlas_monai.interpret.overlay import hot_colormap
+
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
@@ -41,12 +43,6 @@ DEFAULT_COLUMNS: dict[str, str] = {
 """Default ``{column label: output/batch key}``; override the keys to match the network's output."""
 
 _HEADER = 14
-
-
-def _hot(values: np.ndarray) -> np.ndarray:
-    """The classic 'hot' colormap (black -> red -> yellow -> white) for values in [0, 1]."""
-    rgb = np.stack([values * 3.0, values * 3.0 - 1.0, values * 3.0 - 2.0], axis=-1)
-    return np.clip(rgb, 0.0, 1.0)
 
 
 def _to_unit(tile: np.ndarray) -> np.ndarray:
@@ -90,7 +86,7 @@ def render_panel(
     for col, (label, array) in enumerate(columns.items()):
         for row in range(rows):
             unit = np.asarray(Image.fromarray(_to_unit(array[row])).resize((tile_w, tile_h), Image.Resampling.BILINEAR))
-            rgb = _hot(unit) if colormaps.get(label) == "hot" else np.repeat(unit[..., None], 3, axis=-1)
+            rgb = hot_colormap(unit) if colormaps.get(label) == "hot" else np.repeat(unit[..., None], 3, axis=-1)
             y0, x0 = _HEADER + row * tile_h, col * tile_w
             panel[y0 : y0 + tile_h, x0 : x0 + tile_w] = np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
     image = Image.fromarray(panel)

@@ -60,8 +60,15 @@ class LesionDiscriminationLoss(_Loss):
         self.temperature = float(temperature)
         self.token_weight = float(token_weight)
 
-    def _check(self, g: torch.Tensor, lesion: torch.Tensor, normal: torch.Tensor, has_lesion: torch.Tensor,
-               tokens: torch.Tensor | None, weights: torch.Tensor | None) -> None:
+    def _check(
+        self,
+        g: torch.Tensor,
+        lesion: torch.Tensor,
+        normal: torch.Tensor,
+        has_lesion: torch.Tensor,
+        tokens: torch.Tensor | None,
+        weights: torch.Tensor | None,
+    ) -> None:
         if g.ndim != 2 or g.shape != lesion.shape or g.shape != normal.shape:
             raise ValueError(
                 f"global, lesion and normal embeddings must be (B, E) of one shape, got {tuple(g.shape)}, "
@@ -72,16 +79,20 @@ class LesionDiscriminationLoss(_Loss):
         if self.token_weight > 0:
             if tokens is None or weights is None:
                 raise ValueError("token_embeddings and token_lesion_weight are required when token_weight > 0")
-            if tokens.ndim != 3 or tokens.shape[0] != g.shape[0] or tokens.shape[2] != g.shape[1] or tuple(
-                weights.shape
-            ) != tuple(tokens.shape[:2]):
+            if (
+                tokens.ndim != 3
+                or tokens.shape[0] != g.shape[0]
+                or tokens.shape[2] != g.shape[1]
+                or tuple(weights.shape) != tuple(tokens.shape[:2])
+            ):
                 raise ValueError(
                     f"expected token_embeddings ({g.shape[0]}, N, {g.shape[1]}) and token_lesion_weight "
                     f"({g.shape[0]}, N), got {tuple(tokens.shape)} and {tuple(weights.shape)}"
                 )
 
-    def image_term(self, global_embedding: torch.Tensor, lesion_embedding: torch.Tensor,
-                   normal_embedding: torch.Tensor) -> torch.Tensor:
+    def image_term(
+        self, global_embedding: torch.Tensor, lesion_embedding: torch.Tensor, normal_embedding: torch.Tensor
+    ) -> torch.Tensor:
         """Per-image ``NCE_i`` ``(B,)`` (computed for every image; only anchors are meaningful)."""
         g = F.normalize(global_embedding.float(), dim=1)
         a = F.normalize(lesion_embedding.float(), dim=1)
@@ -90,8 +101,9 @@ class LesionDiscriminationLoss(_Loss):
         target = torch.arange(g.shape[0], device=g.device)
         return F.cross_entropy(logits, target, reduction="none")
 
-    def token_term(self, token_embeddings: torch.Tensor, token_lesion_weight: torch.Tensor,
-                   eps: float = 1e-6) -> torch.Tensor:
+    def token_term(
+        self, token_embeddings: torch.Tensor, token_lesion_weight: torch.Tensor, eps: float = 1e-6
+    ) -> torch.Tensor:
         """Per-image ``TOK_i`` ``(B,)`` (computed for every image; only anchors are meaningful)."""
         z = F.normalize(token_embeddings.float(), dim=2)
         w = token_lesion_weight.float().clamp(0.0, 1.0)
@@ -114,8 +126,9 @@ class LesionDiscriminationLoss(_Loss):
         token_lesion_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Compute the loss (see the class docstring for the formula and shapes)."""
-        self._check(global_embedding, lesion_embedding, normal_embedding, has_lesion, token_embeddings,
-                    token_lesion_weight)
+        self._check(
+            global_embedding, lesion_embedding, normal_embedding, has_lesion, token_embeddings, token_lesion_weight
+        )
         anchors = has_lesion.to(torch.bool)
         per_image = self.image_term(global_embedding, lesion_embedding, normal_embedding)
         if self.token_weight > 0:

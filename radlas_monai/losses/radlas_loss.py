@@ -65,8 +65,12 @@ class RadLASLoss(_Loss):
         min_lesion_pixels: float = 1.0,
     ) -> None:
         super().__init__()
-        weights = {"recon_weight": recon_weight, "grounding_weight": grounding_weight,
-                   "contrastive_weight": contrastive_weight, "min_lesion_pixels": min_lesion_pixels}
+        weights = {
+            "recon_weight": recon_weight,
+            "grounding_weight": grounding_weight,
+            "contrastive_weight": contrastive_weight,
+            "min_lesion_pixels": min_lesion_pixels,
+        }
         if any(v < 0 for v in weights.values()):
             raise ValueError(f"loss weights must be >= 0, got {weights}")
         self.recon_weight = float(recon_weight)
@@ -77,7 +81,9 @@ class RadLASLoss(_Loss):
         self.grounding = GroundingLoss(bce_weight=bce_weight, dice_weight=dice_weight)
         self.contrastive = LesionDiscriminationLoss(temperature=temperature, token_weight=token_weight)
 
-    def forward(self, output: RadLASOutput, healthy: torch.Tensor, lesion_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, output: RadLASOutput, healthy: torch.Tensor, lesion_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Compute all terms for one batch.
 
         Args:
@@ -103,14 +109,23 @@ class RadLASLoss(_Loss):
             terms["loss_reconstruction"] = self.reconstruction(restored.float(), healthy.float(), mask)
         if self.grounding_weight > 0:
             if output.grounding_logits is None:
-                raise ValueError("grounding_weight > 0 but the network has no grounding head (grounding_logits is None)")
+                raise ValueError(
+                    "grounding_weight > 0 but the network has no grounding head (grounding_logits is None)"
+                )
             terms["loss_grounding"] = self.grounding(output.grounding_logits.float(), mask)
         if self.contrastive_weight > 0:
             token_weights = token_lesion_weights(mask, output.grid_size) if self.contrastive.token_weight > 0 else None
             terms["loss_contrastive"] = self.contrastive(
-                output.global_embedding, output.lesion_embedding, output.normal_embedding, has_lesion,
-                output.token_embeddings, token_weights,
+                output.global_embedding,
+                output.lesion_embedding,
+                output.normal_embedding,
+                has_lesion,
+                output.token_embeddings,
+                token_weights,
             )
-        total = (self.recon_weight * terms["loss_reconstruction"] + self.grounding_weight * terms["loss_grounding"]
-                 + self.contrastive_weight * terms["loss_contrastive"])
+        total = (
+            self.recon_weight * terms["loss_reconstruction"]
+            + self.grounding_weight * terms["loss_grounding"]
+            + self.contrastive_weight * terms["loss_contrastive"]
+        )
         return {"loss": total, **terms, "lesion_fraction": has_lesion.float().mean()}

@@ -65,15 +65,19 @@ class LesionWeightedReconstructionLoss(_Loss):
             )
         if lesion_mask is not None:
             b, c, h, w = restored.shape
-            if lesion_mask.ndim != 4 or lesion_mask.shape[0] != b or lesion_mask.shape[1] not in (1, c) or tuple(
-                lesion_mask.shape[2:]
-            ) != (h, w):
+            if (
+                lesion_mask.ndim != 4
+                or lesion_mask.shape[0] != b
+                or lesion_mask.shape[1] not in (1, c)
+                or tuple(lesion_mask.shape[2:]) != (h, w)
+            ):
                 raise ValueError(
-                    f"lesion_mask must be (B, 1 or C, H, W) = ({b}, 1 or {c}, {h}, {w}), got "
-                    f"{tuple(lesion_mask.shape)}"
+                    f"lesion_mask must be (B, 1 or C, H, W) = ({b}, 1 or {c}, {h}, {w}), got {tuple(lesion_mask.shape)}"
                 )
         if self.ssim_weight > 0 and min(restored.shape[-2:]) < self.ssim_win_size:
-            raise ValueError(f"image size {tuple(restored.shape[-2:])} is smaller than ssim_win_size {self.ssim_win_size}")
+            raise ValueError(
+                f"image size {tuple(restored.shape[-2:])} is smaller than ssim_win_size {self.ssim_win_size}"
+            )
 
     def forward(
         self, restored: torch.Tensor, healthy: torch.Tensor, lesion_mask: torch.Tensor | None = None
@@ -87,7 +91,8 @@ class LesionWeightedReconstructionLoss(_Loss):
             weight = (1.0 + self.lesion_weight * lesion_mask.to(error.dtype).clamp(0.0, 1.0)).expand_as(error)
             per_image = (weight * error).flatten(1).sum(1) / weight.flatten(1).sum(1)
         if self.ssim_weight > 0:
-            per_image = per_image + self.ssim_weight * self.ssim(restored, healthy).reshape(restored.shape[0], -1).mean(1)
+            ssim = self.ssim(restored, healthy).reshape(restored.shape[0], -1).mean(1)
+            per_image = per_image + self.ssim_weight * ssim
         if self.reduction == LossReduction.MEAN.value:
             return per_image.mean()
         if self.reduction == LossReduction.SUM.value:

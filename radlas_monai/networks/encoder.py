@@ -156,8 +156,9 @@ class RadLASEncoder(nn.Module):
             return
         expected = (self.in_channels, *self.img_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"RadLASEncoder expects images of shape (B, {', '.join(map(str, expected))}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"RadLASEncoder expects images of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+            )
 
     def forward_intermediates(
         self, x: torch.Tensor, indices: Sequence[int] | None = None

@@ -108,9 +108,7 @@ def lesion_map(
     if grounding_logits is None:
         return fixed_contrast(image, restored, smooth=smooth, contrast_scale=contrast_scale)
     if not torch.jit.is_tracing() and grounding_logits.shape != image.shape:
-        raise ValueError(
-            f"grounding_logits {tuple(grounding_logits.shape)} must match image {tuple(image.shape)}"
-        )
+        raise ValueError(f"grounding_logits {tuple(grounding_logits.shape)} must match image {tuple(image.shape)}")
     learned = torch.sigmoid(grounding_logits)
     if contrast_weight == 0.0:
         return learned
@@ -132,7 +130,8 @@ class GroundingHead(nn.Module):
     Args:
         features: channels of the finest level.
         shuffle: 1 (full resolution) or 2.
-        norm_name: MONAI norm name.
+        norm_name: MONAI norm name; ``"batch"`` (default, as DRAEM) keeps absolute contrast levels
+            so that lesion-free images can map to all-background, per-image norms do not.
         prior_logit: initial output bias.
 
     Shapes: ``image``, ``restored`` ``(B, 1, H, W)`` with ``H, W`` divisible by ``4 * shuffle``
@@ -140,7 +139,7 @@ class GroundingHead(nn.Module):
     """
 
     def __init__(
-        self, features: int = 8, shuffle: int = 2, norm_name: tuple | str = "instance", prior_logit: float = -4.6
+        self, features: int = 8, shuffle: int = 2, norm_name: tuple | str = "batch", prior_logit: float = -4.6
     ) -> None:
         super().__init__()
         if shuffle not in (1, 2) or features < 1:

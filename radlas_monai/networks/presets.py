@@ -8,8 +8,9 @@ A preset fixes the transformer size and the default widths of the lean convoluti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "ENCODER_PRESETS",

@@ -92,7 +92,8 @@ class RadLAS(nn.Module):
             per-image norms (``"instance"``, ``"group"``) rescale every map and cost that.
         decoder_res_block: residual conv blocks in the decoder.
         shuffle: 2 (default) runs the decoder and grounding head at half resolution via pixel
-            (un)shuffle, 1 at full resolution (UNETR / DRAEM layouts; ~3x slower on CPU).
+            (un)shuffle, 1 at full resolution (UNETR / DRAEM layouts; a pretraining step is 1.8x
+            slower on CPU).
         grounding_head: build the learned :class:`GroundingHead` (False: fixed contrast only).
         grounding_features: grounding head width (preset default: 8/16/16).
         embed_dim: projection (embedding) size ``E``.
@@ -103,8 +104,9 @@ class RadLAS(nn.Module):
         pool_source: map pooled when ``pool_map`` is not given: ``"map"`` (the lesion map) or
             ``"contrast"`` (the fixed contrast term alone).
         detach_pool_map: stop gradients from Task II into the pooled map.
-        grounding_detach_restored: the grounding head reads ``restored.detach()``, so the grounding
-            loss trains the head only and the decoder learns restoration only.
+        grounding_detach_restored: the grounding stage (head and contrast term) reads
+            ``restored.detach()``, so the grounding loss trains the head only and the decoder learns
+            restoration only.
 
     Example (bundle config)::
 
@@ -148,14 +150,24 @@ class RadLAS(nn.Module):
                 f"{contrast_weight}, contrast_scale={contrast_scale}, smooth={smooth}"
             )
         sizes = get_encoder_preset(preset)
-        for key, value in (("hidden_size", hidden_size), ("num_layers", num_layers), ("num_heads", num_heads),
-                           ("mlp_dim", mlp_dim)):
+        for key, value in (
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("mlp_dim", mlp_dim),
+        ):
             if value is not None:
                 sizes[key] = value
         self.preset = preset
         self.encoder = RadLASEncoder(
-            img_size=img_size, in_channels=1, patch_size=patch_size, dropout_rate=dropout_rate, qkv_bias=qkv_bias,
-            pos_embed_type=pos_embed_type, attention_impl=attention_impl, **sizes,
+            img_size=img_size,
+            in_channels=1,
+            patch_size=patch_size,
+            dropout_rate=dropout_rate,
+            qkv_bias=qkv_bias,
+            pos_embed_type=pos_embed_type,
+            attention_impl=attention_impl,
+            **sizes,
         )
         self.decoder = RestorationDecoder(
             hidden_size=sizes["hidden_size"],
@@ -168,9 +180,11 @@ class RadLAS(nn.Module):
             res_block=decoder_res_block,
         )
         self.skip_indices = default_skip_indices(sizes["num_layers"], self.decoder.num_skips)
-        self.grounding_head = GroundingHead(
-            grounding_features or get_grounding_feature_size(preset), shuffle, decoder_norm
-        ) if grounding_head else None
+        self.grounding_head = (
+            GroundingHead(grounding_features or get_grounding_feature_size(preset), shuffle, decoder_norm)
+            if grounding_head
+            else None
+        )
         self.projector = ProjectionHead(sizes["hidden_size"], embed_dim, projection_hidden_size)
         self.img_size = self.encoder.img_size
         self.grid_size = self.encoder.grid_size
@@ -197,14 +211,16 @@ class RadLAS(nn.Module):
             restored = restored.detach()
         logits = self.grounding_head(image, restored) if self.grounding_head is not None else None
         lmap = lesion_map(
-            image, restored, logits, contrast_weight=self.contrast_weight, smooth=self.smooth,
+            image,
+            restored,
+            logits,
+            contrast_weight=self.contrast_weight,
+            smooth=self.smooth,
             contrast_scale=self.contrast_scale,
         )
         return logits, lmap
 
-    def pool(
-        self, tokens: torch.Tensor, pool_map: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def pool(self, tokens: torch.Tensor, pool_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(lesion_feature (B, D), normal_feature (B, D), lesion_token_weight (B, N))`` under ``pool_map``."""
         return lesion_weighted_pooling(tokens, pool_map, self.grid_size)
 

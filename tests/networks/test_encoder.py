@@ -11,6 +11,15 @@ from radlas_monai.networks.presets import ENCODER_PRESETS, get_encoder_preset
 TINY_SMALL = {"hidden_size": 24, "num_layers": 4, "num_heads": 2, "mlp_dim": 48}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors run fastest, and reproducibly, on one intra-op thread (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _encoder(img_size: int = 32, seed: int = 0, **overrides: int) -> RadLASEncoder:
     torch.manual_seed(seed)  # the test owns the RNG, never the library
     return RadLASEncoder(img_size=img_size, **{**TINY_SMALL, **overrides}).eval()
@@ -75,7 +84,8 @@ def test_tokens_are_row_major_over_the_image() -> None:
 
 
 @pytest.mark.parametrize(
-    "shape", [(1, 1, 48, 32), (1, 3, 32, 32), (1, 32, 32)],
+    "shape",
+    [(1, 1, 48, 32), (1, 3, 32, 32), (1, 32, 32)],
 )
 def test_bad_input_shape_names_the_shape(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=str(tuple(shape)).replace("(", r"\(").replace(")", r"\)")):

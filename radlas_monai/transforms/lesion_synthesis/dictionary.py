@@ -95,7 +95,7 @@ class RandLesionSynthesisd(RandomizableTransform, MapTransform):
         family_probs: Mapping[str, float] | Sequence[float] | None = None,
         family_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
         default_spacing: float | Sequence[float] | None = None,
-        lung_dilation: float = 3.0,
+        lung_dilation: float = 1.5,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
@@ -159,8 +159,9 @@ class RandLesionSynthesisd(RandomizableTransform, MapTransform):
         lung = None if self.lung_mask_key is None else d[self.lung_mask_key]
         foreign = None if self.foreign_key is None else d.get(self.foreign_key)
         for i, (key, healthy_key) in enumerate(present):
-            result = self.synthesis(d[key], lung_mask=lung, spacing=meta_spacing(d[key]), foreign=foreign,
-                                    randomize=i == 0)
+            result = self.synthesis(
+                d[key], lung_mask=lung, spacing=meta_spacing(d[key]), foreign=foreign, randomize=i == 0
+            )
             d[key], d[healthy_key] = result.image, result.healthy
             if i == 0:
                 d[self.mask_key], d[self.family_key] = result.mask, result.family

@@ -1,9 +1,9 @@
 """Cut patches around lesions out of a batch, and compose rendered lesions back into it.
 
 Rendering every lesion on the full image grid costs ``N * H * W``; rendering it on a patch that just covers its
-support costs ``N * Ph * Pw``, typically 20-100x less. :class:`PatchIndex` locates the patches (one size per group of
-similar lesions) and gathers pixels through flat indices; :class:`LesionCanvas` keeps the pixels with a positive
-opacity and scatters them back with ``scatter_reduce``/``index_add``, composing
+support costs ``N * Ph * Pw``, typically 20-100x less. :class:`PatchIndex` places equally sized windows (one size per
+group of similar lesions) and copies them out through a strided ``unfold`` view; :class:`LesionCanvas` keeps the
+pixels with a positive opacity and scatters them back with ``scatter_reduce``/``index_add``, composing
 ``healthy + alpha * (lesioned - healthy)``.
 """
 
@@ -11,86 +11,96 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-__all__ = ["PatchIndex", "LesionCanvas", "ALPHA_LEVELS"]
-
-#: Resolution of the opacity used to pick the family drawn with the largest opacity at a pixel.
-ALPHA_LEVELS = 2**20
-_FAMILY_BITS = 3
+__all__ = ["PatchIndex", "LesionCanvas"]
 
 
 @dataclass
 class PatchIndex:
-    """Pixel positions of ``N`` equally sized patches in a ``(B, C, H, W)`` batch.
+    """``N`` equally sized windows lying inside the images of a ``(B, C, H, W)`` batch.
+
+    A window is centred on its lesion where possible and shifted inwards at the image border; since the image ends
+    there, the shifted window still covers every in-image pixel of the lesion's support. Positions are numpy arrays
+    (geometry is computed on the CPU); gathering runs on ``device``.
 
     Attributes:
-        batch: ``(N,)`` image index of every patch.
-        rows: ``(N, Ph)`` image row of every patch row (may fall outside ``[0, H)``).
-        cols: ``(N, Pw)`` image column of every patch column (may fall outside ``[0, W)``).
-        height: image rows ``H``.
-        width: image columns ``W``.
+        batch: ``(N,)`` int64 image index of every window.
+        top: ``(N,)`` int64 first row of every window.
+        left: ``(N,)`` int64 first column of every window.
+        size: ``(Ph, Pw)``, at most ``(H, W)``.
+        image_size: ``(H, W)``.
+        device: where the images live.
     """
 
-    batch: torch.Tensor
-    rows: torch.Tensor
-    cols: torch.Tensor
-    height: int
-    width: int
+    batch: np.ndarray
+    top: np.ndarray
+    left: np.ndarray
+    size: tuple[int, int]
+    image_size: tuple[int, int]
+    device: torch.device
 
     @classmethod
     def around(
-        cls, batch: torch.Tensor, centre: torch.Tensor, size: tuple[int, int], image_size: tuple[int, int]
+        cls,
+        batch: np.ndarray,
+        centre: np.ndarray,
+        size: tuple[int, int],
+        image_size: tuple[int, int],
+        device: torch.device | str,
     ) -> PatchIndex:
-        """Patches of ``size`` pixels centred (to the nearest pixel) on ``centre``.
+        """Windows of ``size`` pixels centred on ``centre`` (to the pixel), shifted inside the image.
 
         Args:
-            batch: ``(N,)`` image index of every patch.
+            batch: ``(N,)`` image index of every window.
             centre: ``(N, 2)`` float centres ``(row, col)`` in pixels.
-            size: ``(Ph, Pw)``, odd sizes centre exactly.
+            size: ``(Ph, Pw)``; clipped to the image size.
             image_size: ``(H, W)``.
+            device: where the images live.
 
         Returns:
             The index.
         """
-        ph, pw = size
-        top = torch.floor(centre[:, 0]).long() - ph // 2
-        left = torch.floor(centre[:, 1]).long() - pw // 2
-        rows = top[:, None] + torch.arange(ph, device=centre.device)
-        cols = left[:, None] + torch.arange(pw, device=centre.device)
-        return cls(batch=batch, rows=rows, cols=cols, height=image_size[0], width=image_size[1])
+        height, width = image_size
+        ph, pw = min(int(size[0]), height), min(int(size[1]), width)
+        top = np.clip(np.floor(centre[:, 0]).astype(np.int64) - ph // 2, 0, height - ph)
+        left = np.clip(np.floor(centre[:, 1]).astype(np.int64) - pw // 2, 0, width - pw)
+        return cls(np.asarray(batch, dtype=np.int64), top, left, (ph, pw), (height, width), torch.device(device))
 
     @property
-    def valid(self) -> torch.Tensor:
-        """``(N, 1, Ph, Pw)`` float: 1 where the patch pixel lies inside the image."""
-        row_ok = (self.rows >= 0) & (self.rows < self.height)
-        col_ok = (self.cols >= 0) & (self.cols < self.width)
-        return (row_ok[:, None, :, None] & col_ok[:, None, None, :]).float()
+    def rows(self) -> np.ndarray:
+        """``(N, Ph)`` image row of every window row."""
+        return self.top[:, None] + np.arange(self.size[0])
 
-    def pixels(self) -> torch.Tensor:
-        """``(N, Ph, Pw)`` flat pixel index ``row * W + col`` inside one image (clamped to the image)."""
-        rows = self.rows.clamp(0, self.height - 1)
-        cols = self.cols.clamp(0, self.width - 1)
-        return rows[:, :, None] * self.width + cols[:, None, :]
+    @property
+    def cols(self) -> np.ndarray:
+        """``(N, Pw)`` image column of every window column."""
+        return self.left[:, None] + np.arange(self.size[1])
 
-    def gather(self, images: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
-        """Cut the patches out of ``images`` (edge pixels repeated outside the image).
+    def gather(self, images: torch.Tensor, batch: np.ndarray | None = None) -> torch.Tensor:
+        """Copy the windows out of ``images``.
 
         Args:
-            images: ``(B, C, H, W)``; with ``B == 1`` the same image serves every patch.
-            batch: image index per patch to use instead of :attr:`batch` (e.g. a donor image).
+            images: ``(B, C, H, W)``; with ``B == 1`` the same image serves every window.
+            batch: image index per window to use instead of :attr:`batch` (e.g. a donor image).
 
         Returns:
             ``(N, C, Ph, Pw)`` patches of the same dtype as ``images``.
         """
         batch = self.batch if batch is None else batch
         if images.shape[0] == 1:
-            batch = torch.zeros_like(batch)
-        channels = images.shape[1]
-        plane = self.height * self.width
-        base = (batch * channels)[:, None] + torch.arange(channels, device=batch.device)[None, :]
-        index = base[:, :, None, None] * plane + self.pixels()[:, None]
-        return torch.take(images.contiguous(), index)
+            batch = np.zeros_like(batch)
+        index = torch.from_numpy(np.stack((batch, self.top, self.left))).to(images.device)
+        windows = images.unfold(2, self.size[0], 1).unfold(3, self.size[1], 1)
+        return windows[index[0], :, index[1], index[2]]
+
+    def pixels(self) -> torch.Tensor:
+        """``(N, Ph, Pw)`` int64 flat batch pixel index ``b * H * W + row * W + col`` of every window pixel."""
+        (ph, pw), (height, width) = self.size, self.image_size
+        start = (self.batch * height + self.top) * width + self.left
+        within = np.arange(ph)[:, None] * width + np.arange(pw)
+        return torch.from_numpy(start).to(self.device)[:, None, None] + torch.from_numpy(within).to(self.device)
 
 
 class LesionCanvas:
@@ -112,7 +122,7 @@ class LesionCanvas:
         self._pixels: list[torch.Tensor] = []
         self._alpha: list[torch.Tensor] = []
         self._delta: list[torch.Tensor] = []
-        self._key: list[torch.Tensor] = []
+        self._family: list[torch.Tensor] = []
 
     def add(
         self, index: PatchIndex, alpha: torch.Tensor, target: torch.Tensor, healthy: torch.Tensor, family: int
@@ -120,23 +130,25 @@ class LesionCanvas:
         """Keep one group of lesions (only their pixels with a positive opacity).
 
         Args:
-            index: where the patches lie.
-            alpha: ``(N, 1, Ph, Pw)`` opacities in [0, 1], 0 where the patch leaves the image.
+            index: where the windows lie.
+            alpha: ``(N, 1, Ph, Pw)`` opacities in [0, 1].
             target: ``(N, C, Ph, Pw)`` lesioned intensities.
-            healthy: ``(N, C, Ph, Pw)`` healthy intensities of the patches.
-            family: the family's index (1..7).
+            healthy: ``(N, C, Ph, Pw)`` healthy intensities of the windows.
+            family: the family's index (>= 1).
         """
-        plane = self.shape[2] * self.shape[3]
         channels = target.shape[1]
-        alpha = alpha.clamp(max=1.0)
-        kept = torch.nonzero(alpha.flatten() > 0)[:, 0]
-        flat = index.batch[:, None, None] * plane + index.pixels()
-        delta = (alpha * (target - healthy)).permute(0, 2, 3, 1).reshape(-1, channels)
-        alpha = alpha.flatten()[kept]
-        self._pixels.append(flat.flatten()[kept])
-        self._alpha.append(alpha)
-        self._delta.append(delta[kept])
-        self._key.append((torch.ceil(alpha * ALPHA_LEVELS).long() << _FAMILY_BITS) | family)
+        alpha = alpha.reshape(-1)
+        kept = torch.nonzero(alpha > 0)[:, 0]
+        opacity = alpha[kept]
+        if channels == 1:
+            delta = (target.reshape(-1)[kept] - healthy.reshape(-1)[kept])[:, None]
+        else:
+            target = target.permute(0, 2, 3, 1).reshape(-1, channels)
+            delta = target[kept] - healthy.permute(0, 2, 3, 1).reshape(-1, channels)[kept]
+        self._pixels.append(index.pixels().reshape(-1)[kept])
+        self._alpha.append(opacity)
+        self._delta.append(opacity[:, None] * delta)
+        self._family.append(torch.full(kept.shape, family, dtype=torch.uint8, device=kept.device))
 
     def compose(self, healthy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The corrupted batch, the soft lesion mask and the family map.
@@ -146,20 +158,19 @@ class LesionCanvas:
 
         Returns:
             ``(image, mask, family)``: ``image`` ``(B, C, H, W)`` float32, in [0, 1] where lesioned and identical to
-            ``healthy`` elsewhere; ``mask`` ``(B, 1, H, W)`` float32; ``family`` ``(B, 1, H, W)`` int64.
+            ``healthy`` elsewhere; ``mask`` ``(B, 1, H, W)`` float32; ``family`` ``(B, 1, H, W)`` uint8.
         """
         b, c, h, w = self.shape
         image = healthy.clone()
         mask = torch.zeros((b, 1, h, w), dtype=torch.float32, device=self.device)
-        family = torch.zeros((b, 1, h, w), dtype=torch.int64, device=self.device)
+        family = torch.zeros((b, 1, h, w), dtype=torch.uint8, device=self.device)
         if sum(int(p.numel()) for p in self._pixels) == 0:
             return image, mask, family
         pixels, alpha = torch.cat(self._pixels), torch.cat(self._alpha)
-        delta, key = torch.cat(self._delta), torch.cat(self._key)
-        mask.view(-1).scatter_reduce_(0, pixels, alpha, reduce="amax")
-        family_flat = family.view(-1)
-        family_flat.scatter_reduce_(0, pixels, key, reduce="amax")
-        family_flat[pixels] = family_flat[pixels] & ((1 << _FAMILY_BITS) - 1)
+        delta, families = torch.cat(self._delta), torch.cat(self._family)
+        mask_flat = mask.view(-1).scatter_reduce_(0, pixels, alpha, reduce="amax")
+        winner = torch.nonzero(alpha == mask_flat[pixels])[:, 0]  # ties: any of the tied families
+        family.view(-1)[pixels[winner]] = families[winner]
         plane = h * w
         if c > 1:  # pixel b*HW + p of the mask is pixel (b*C + k)*HW + p of channel k
             batch = torch.div(pixels, plane, rounding_mode="floor")

@@ -7,13 +7,27 @@ shrunk so that they stay inside the lungs of most PA films.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from radlas_monai.transforms.lesion_synthesis.patches import PatchIndex
 from radlas_monai.transforms.lesion_synthesis.shapes import box_mean
 
-__all__ = ["DEFAULT_LUNG_ELLIPSES", "default_lung_fields", "LungFields", "lung_patches"]
+__all__ = [
+    "DEFAULT_LUNG_ELLIPSES",
+    "default_lung_fields",
+    "soft_lung",
+    "lung_patches",
+    "LungFields",
+    "LungContext",
+    "LungRegions",
+]
+
+logger = logging.getLogger(__name__)
 
 #: ``(centre_row, centre_col, semi_rows, semi_cols)`` of the image-left and image-right lung, as image fractions.
 DEFAULT_LUNG_ELLIPSES: tuple[tuple[float, float, float, float], ...] = (
@@ -41,55 +55,78 @@ def default_lung_fields(height: int, width: int, device: torch.device | str) -> 
     return mask[None, None]
 
 
-def lung_patches(index: PatchIndex, lung: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Binary lung patches and a soft, slightly dilated version of them (both 0 outside the image).
+def soft_lung(lung: torch.Tensor, radius: int) -> torch.Tensor:
+    """The soft, slightly dilated lung field of :func:`lung_patches` on whole images (to cache fixed fields).
 
-    The soft field is ``clamp(2 * m, 0, 1)`` with ``m`` the lung fraction of the ``(4r+1) x (4r+1)`` window around
-    each pixel: 1 wherever at least half the window is lung (the whole lung field except sharp concave corners),
-    falling linearly to exactly 0 at ``2r`` pixels outside the lung. The lung is gathered with a ``2r`` border, so the
-    window also sees lung just outside the patch.
+    Args:
+        lung: ``(B, 1, H, W)`` lung fields, nonzero = lung.
+        radius: the dilation ``r`` in pixels.
+
+    Returns:
+        ``(B, 1, H, W)`` float32 in [0, 1].
+    """
+    core = (lung != 0).float()
+    return torch.maximum(core, (2.0 * box_mean(core, 2 * radius)).clamp_(max=1.0)) if radius > 0 else core
+
+
+def lung_patches(
+    index: PatchIndex, lung: torch.Tensor, radius: int, soft: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binary lung patches and a soft, slightly dilated version of them.
+
+    The soft field is 1 on the lung and ``clamp(2 * m, 0, 1)`` elsewhere, with ``m`` the lung fraction of the
+    ``(4r+1) x (4r+1)`` window around the pixel: about 1 just outside a straight lung border, falling linearly to
+    exactly 0 at ``2r`` pixels from the lung. It is computed on windows ``2r`` pixels wider than the patches, so it
+    also sees lung just outside them.
 
     Args:
         index: the patches.
         lung: ``(B or 1, 1, H, W)`` lung fields, nonzero = lung.
         radius: the dilation ``r`` in pixels (0: the soft field is the binary one).
+        soft: the precomputed :func:`soft_lung` of ``lung`` for this radius, if any.
 
     Returns:
         ``(core, soft)``, each ``(N, 1, Ph, Pw)`` float32 in [0, 1].
     """
-    border = 2 * radius
-    if border:
-        steps = torch.arange(1, border + 1, device=index.rows.device)
-        index = PatchIndex(
-            batch=index.batch,
-            rows=torch.cat((index.rows[:, :1] - steps.flip(0), index.rows, index.rows[:, -1:] + steps), dim=1),
-            cols=torch.cat((index.cols[:, :1] - steps.flip(0), index.cols, index.cols[:, -1:] + steps), dim=1),
-            height=index.height,
-            width=index.width,
-        )
-    valid = index.valid
-    core = (index.gather(lung) != 0).float() * valid
-    if not border:
+    core = (index.gather(lung) != 0).float()
+    if soft is not None:
+        return core, index.gather(soft)
+    if radius <= 0:
         return core, core
-    soft = (2.0 * box_mean(core, border)).clamp_(0.0, 1.0) * valid
-    crop = (slice(None), slice(None), slice(border, -border), slice(border, -border))
-    return core[crop], soft[crop]
+    border = 2 * radius
+    (ph, pw), (height, width) = index.size, index.image_size
+    wide_h, wide_w = min(ph + 2 * border, height), min(pw + 2 * border, width)
+    wide = PatchIndex(
+        batch=index.batch,
+        top=np.clip(index.top - border, 0, height - wide_h),
+        left=np.clip(index.left - border, 0, width - wide_w),
+        size=(wide_h, wide_w),
+        image_size=index.image_size,
+        device=index.device,
+    )
+    wide_core = (wide.gather(lung) != 0).float()
+    soft = torch.maximum(wide_core, (2.0 * box_mean(wide_core, border)).clamp_(max=1.0))
+    offset = torch.from_numpy(np.stack((np.arange(len(index.batch)), index.top - wide.top, index.left - wide.left)))
+    offset = offset.to(soft.device)
+    soft = soft.unfold(2, ph, 1).unfold(3, pw, 1)[offset[0], :, offset[1], offset[2]]
+    return core, soft
 
 
 class LungFields:
     """Lung fields of a batch on a coarse grid: sample lesion centres inside them, find each lung side's box.
 
-    The grid samples the mask at the centre pixel of every ``cell x cell`` block (a strided read, so building it
-    costs a fraction of a pass over the mask). Centres are drawn uniformly among the lung cells, then uniformly within
-    the cell; a jittered centre that falls outside the lung is moved back to its cell's centre pixel, so every
-    drawn centre is a lung pixel.
+    The grid samples the mask at the centre pixel of every ``cell x cell`` block (a strided read, a fraction of a pass
+    over the mask) and lives on the CPU as numpy, like all per-lesion geometry. Centres are drawn uniformly among the
+    lung cells, then uniformly within the cell; a jittered centre that falls outside the lung is moved back to its
+    cell's centre pixel, so every drawn centre is a lung pixel.
 
     Args:
         lung: ``(B, 1, H, W)`` lung fields, nonzero = lung (``B`` may be 1 for fields shared by the whole batch).
         cell: side of a grid cell in pixels.
 
     Attributes:
-        empty: ``(B,)`` bool, True for images without any lung cell (the caller substitutes default fields).
+        grid: ``(B, h, w)`` numpy bool, lung at the cell centres.
+        empty: ``(B,)`` numpy bool, True for images without any lung cell (the caller substitutes default fields).
     """
 
     def __init__(self, lung: torch.Tensor, cell: int) -> None:
@@ -97,15 +134,15 @@ class LungFields:
         self.lung = lung
         self.height, self.width = lung.shape[-2:]
         offset = self.cell // 2
-        self.grid = lung[:, 0, offset :: self.cell, offset :: self.cell] != 0
+        self.grid = (lung[:, 0, offset :: self.cell, offset :: self.cell] != 0).cpu().numpy()
         if self.grid.shape[-1] < 2:
             raise ValueError(f"image {tuple(lung.shape[-2:])} is too small for lung cells of {self.cell} px")
-        cdf = self.grid.flatten(1).float().cumsum(dim=1)
+        cdf = self.grid.reshape(self.grid.shape[0], -1).cumsum(axis=1, dtype=np.float64)
         self.empty = cdf[:, -1] == 0
-        self.cdf = cdf / cdf[:, -1:].clamp_min(1.0)
-        self._boxes: torch.Tensor | None = None
+        self.cdf = cdf / np.maximum(cdf[:, -1:], 1.0)
+        self._boxes: np.ndarray | None = None
 
-    def sample(self, batch: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def sample(self, batch: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Lesion centres inside the lung fields.
 
         Args:
@@ -113,53 +150,117 @@ class LungFields:
             u: ``(N, 3)`` uniform draws (cell choice, row and column jitter).
 
         Returns:
-            ``(N, 2)`` float centres ``(row, col)`` in pixels, each on a lung pixel (for a non-empty mask).
+            ``(N, 2)`` float64 centres ``(row, col)`` in pixels, each on a lung pixel (for a non-empty mask).
         """
-        if self.cdf.shape[0] > 1:
-            flat = torch.searchsorted(self.cdf[batch], u[:, :1].contiguous(), right=True)[:, 0]
-        else:
-            flat = torch.searchsorted(self.cdf[0], u[:, 0].contiguous(), right=True)
-        flat = flat.clamp(max=self.cdf.shape[1] - 1)
-        grid_w = self.grid.shape[-1]
-        rows = torch.div(flat, grid_w, rounding_mode="floor")
-        cols = flat - rows * grid_w
-        corner = torch.stack((rows, cols), dim=1).float() * self.cell
+        image = np.asarray(batch) if self.cdf.shape[0] > 1 else np.zeros(len(batch), dtype=np.int64)
+        flat = np.minimum((self.cdf[image] <= u[:, :1]).sum(axis=1), self.cdf.shape[1] - 1)
+        rows, cols = np.divmod(flat, self.grid.shape[-1])
+        corner = np.stack((rows, cols), axis=1).astype(np.float64) * self.cell
         centre = corner + u[:, 1:3] * self.cell
-        pixel = centre.long()
-        pixel[:, 0].clamp_(max=self.height - 1)
-        pixel[:, 1].clamp_(max=self.width - 1)
-        image = batch if self.lung.shape[0] > 1 else torch.zeros_like(batch)
-        inside = self.lung[image, 0, pixel[:, 0], pixel[:, 1]] != 0
-        return torch.where(inside[:, None], centre, corner + (self.cell // 2 + 0.5))
+        pixel = np.minimum(centre.astype(np.int64), (self.height - 1, self.width - 1))
+        index = torch.from_numpy(np.stack((image, pixel[:, 0], pixel[:, 1]))).to(self.lung.device)
+        inside = (self.lung[index[0], 0, index[1], index[2]] != 0).cpu().numpy()
+        return np.where(inside[:, None], centre, corner + (self.cell // 2 + 0.5))
 
-    def side_boxes(self) -> torch.Tensor:
+    def side_boxes(self) -> np.ndarray:
         """Bounding box of the lung in the image's left and right half (computed once).
 
         Returns:
-            ``(B, 2, 4)`` boxes ``(row0, row1, col0, col1)`` in pixels (exclusive ends); side 0 is the image's left
-            half (the patient's right lung on a PA film). A side without lung gets its default ellipse's box.
+            ``(B, 2, 4)`` boxes ``(row0, row1, col0, col1)`` in pixels (exclusive ends, at the grid's resolution);
+            side 0 is the image's left half (the patient's right lung on a PA film). A side without lung gets its
+            default ellipse's box.
         """
         if self._boxes is None:
             self._boxes = self._side_boxes()
         return self._boxes
 
-    def _side_boxes(self) -> torch.Tensor:
-        present = self.grid
-        grid_h, grid_w = present.shape[-2:]
+    def _side_boxes(self) -> np.ndarray:
+        grid_h, grid_w = self.grid.shape[-2:]
         half = grid_w // 2
         boxes = []
         for side, cols in enumerate((slice(0, half), slice(half, grid_w))):
-            part = present[..., cols]
-            rows_any, cols_any = part.any(dim=2), part.any(dim=1)
-            row0 = rows_any.float().argmax(dim=1)
-            row1 = grid_h - rows_any.flip(1).float().argmax(dim=1)
-            col0 = cols_any.float().argmax(dim=1) + cols.start
-            col1 = cols.start + cols_any.shape[1] - cols_any.flip(1).float().argmax(dim=1)
-            box = torch.stack((row0, row1, col0, col1), dim=1).float() * self.cell
+            part = self.grid[..., cols]
+            rows_any, cols_any = part.any(axis=2), part.any(axis=1)
+            row0 = rows_any.argmax(axis=1)
+            row1 = grid_h - rows_any[:, ::-1].argmax(axis=1)
+            col0 = cols_any.argmax(axis=1) + cols.start
+            col1 = cols.start + cols_any.shape[1] - cols_any[:, ::-1].argmax(axis=1)
+            box = np.stack((row0, row1, col0, col1), axis=1).astype(np.float64) * self.cell
             cy, cx, ay, ax = DEFAULT_LUNG_ELLIPSES[side]
-            fallback = box.new_tensor(
+            fallback = np.array(
                 [(cy - ay) * self.height, (cy + ay) * self.height, (cx - ax) * self.width, (cx + ax) * self.width]
             )
-            boxes.append(torch.where(rows_any.any(dim=1, keepdim=True), box, fallback))
-        return torch.stack(boxes, dim=1)
+            boxes.append(np.where(rows_any.any(axis=1, keepdims=True), box, fallback))
+        return np.stack(boxes, axis=1)
 
+
+@dataclass
+class LungContext:
+    """The lung fields of one call.
+
+    Attributes:
+        lung: ``(B or 1, 1, H, W)`` lung fields, nonzero = lung.
+        fields: their coarse grid (centre sampling, side boxes).
+        soft: the precomputed soft lung (:func:`soft_lung`) for the call's dilation, for cached default fields.
+    """
+
+    lung: torch.Tensor
+    fields: LungFields
+    soft: torch.Tensor | None = None
+
+
+class LungRegions:
+    """Resolves the lung fields of a call: the given masks, or the default ellipses (built once per size and device).
+
+    Args:
+        grid_cells: lung cells along the image's short side (centre sampling resolution).
+    """
+
+    def __init__(self, grid_cells: int = 64) -> None:
+        self.grid_cells = grid_cells
+        self._default: dict[tuple[int, int, str], tuple[torch.Tensor, LungFields]] = {}
+        self._soft: dict[tuple[int, int, str, int], torch.Tensor] = {}
+
+    def resolve(self, lung_mask: Any, x: torch.Tensor, radius: int) -> LungContext:
+        """Lung fields for the batch ``x``.
+
+        Args:
+            lung_mask: None, or nonzero = lung, ``(H, W)``, ``(1 | C, H, W)`` or ``(B, 1 | C, H, W)``; images whose
+                mask has no lung cell fall back to the default ellipses (with a warning).
+            x: ``(B, C, H, W)`` batch.
+            radius: lung dilation in pixels.
+
+        Returns:
+            The context.
+
+        Raises:
+            ValueError: when the mask's shape does not match the batch.
+        """
+        batch, _, height, width = x.shape
+        key = (height, width, str(x.device))
+        cell = max(1, min(height, width) // self.grid_cells)
+        if key not in self._default:
+            lung = default_lung_fields(height, width, x.device)
+            self._default[key] = (lung, LungFields(lung, cell))
+        default, default_fields = self._default[key]
+        if lung_mask is None:
+            if (*key, radius) not in self._soft:
+                self._soft[(*key, radius)] = soft_lung(default, radius)
+            return LungContext(default, default_fields, self._soft[(*key, radius)])
+        lung = torch.as_tensor(lung_mask).as_subclass(torch.Tensor).to(x.device)
+        lung = lung.reshape(1, 1, *lung.shape) if lung.ndim == 2 else lung
+        lung = lung.unsqueeze(0) if lung.ndim == 3 else lung
+        if lung.ndim != 4 or tuple(lung.shape[-2:]) != (height, width) or lung.shape[0] not in (1, batch):
+            raise ValueError(
+                f"lung_mask must match the image's spatial shape {(height, width)} and batch of {batch}, "
+                f"got shape {tuple(lung.shape)}"
+            )
+        if lung.shape[1] > 1:
+            lung = (lung != 0).any(dim=1, keepdim=True)
+        fields = LungFields(lung, cell)
+        if fields.empty.any():
+            logger.warning("%d lung mask(s) are empty or too small; using the default ellipses", fields.empty.sum())
+            empty = torch.from_numpy(fields.empty).to(x.device).view(-1, 1, 1, 1)
+            lung = torch.where(empty, default, lung != 0)
+            fields = LungFields(lung, cell)
+        return LungContext(lung, fields)

@@ -1,21 +1,37 @@
-"""Shape primitives shared by the lesion families: soft profiles, rotated coordinates and smooth noise.
+"""Shape primitives shared by the lesion families: soft profiles, rotated coordinates, smooth noise, box filters.
 
-Everything here is batched over lesions (leading dimension ``N``), written with torch operations only, and runs on
-whatever device its inputs live on. Randomness comes exclusively from an explicit ``torch.Generator``; nothing here
-touches a global random number generator.
+Pixel-sized work is written with torch operations and runs on whatever device its inputs live on; per-lesion
+geometry (a few numbers per lesion, or one row of numbers per patch row) is computed with numpy on the CPU, where
+an operation costs a microsecond instead of a device dispatch, and uploaded once. Randomness comes exclusively from
+an explicit ``torch.Generator``; nothing here touches a global random number generator.
 
 Smooth noise is made the cheap way: Gaussian noise on a tiny lattice, summed over a few octaves at that lattice's
-resolution, then *sampled* at each lesion's own scaled coordinates by separable cubic interpolation (two small matrix
-products). This is orders of magnitude cheaper than blurring full-resolution white noise with large Gaussian kernels,
-and it ties the texture scale to the lesion (or to millimetres) rather than to the patch.
+resolution, then *sampled* at each lesion's own scaled coordinates by separable cubic interpolation (two small
+batched matrix products with weights built from the patch's row and column coordinates). This is orders of
+magnitude cheaper than blurring full-resolution white noise with large Gaussian kernels, and it ties the texture
+scale to the lesion (or to millimetres) rather than to the patch.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["smoothstep", "rotated_coords", "smooth_noise", "interpolation_matrix", "sample_field", "sphere_profile", "box_mean"]
+__all__ = [
+    "smoothstep",
+    "sphere_profile",
+    "rotated_coords",
+    "smooth_noise",
+    "interpolation_matrix",
+    "sample_field",
+    "box_mean",
+]
+
+# Catmull-Rom weights of the taps -1, 0, 1, 2 as a cubic in t: weights = [1, t, t^2, t^3] @ _CATMULL_ROM
+_CATMULL_ROM = 0.5 * np.array(
+    [[0.0, 2.0, 0.0, 0.0], [-1.0, 0.0, 1.0, 0.0], [2.0, -5.0, 4.0, -1.0], [-1.0, 3.0, -3.0, 1.0]], dtype=np.float64
+)
 
 
 def smoothstep(x: torch.Tensor) -> torch.Tensor:
@@ -28,29 +44,39 @@ def smoothstep(x: torch.Tensor) -> torch.Tensor:
         A tensor of the same shape with values in [0, 1].
     """
     t = x.clamp(0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+    return t.mul(-2.0).add_(3.0).mul_(t).mul_(t)
 
 
-def rotated_coords(
-    dy: torch.Tensor, dx: torch.Tensor, semi_axes: torch.Tensor, angle: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def sphere_profile(rho: torch.Tensor, sharpness: torch.Tensor | float = 0.5) -> torch.Tensor:
+    """Projected thickness of a (soft) sphere: ``(1 - rho^2)^p`` inside ``rho < 1``, exactly 0 outside.
+
+    ``p = 0.5`` is the exact chord length through a uniform ball, i.e. how a solid round nodule attenuates an X-ray
+    beam; larger ``p`` gives an ill-defined, fading margin, smaller ``p`` a sharper one.
+
+    Args:
+        rho: normalised radius (>= 0), any shape.
+        sharpness: exponent ``p`` (scalar or broadcastable tensor), > 0.
+
+    Returns:
+        Values in [0, 1], same shape as ``rho``.
+    """
+    return (1.0 - rho * rho).clamp_(min=0.0).pow_(sharpness)
+
+
+def rotated_coords(dy: torch.Tensor, dx: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Coordinates of every patch pixel in each lesion's own rotated, axis-normalised frame.
 
     Args:
-        dy: row offsets from the lesion centres, broadcastable to ``(N, 1, Ph, Pw)`` (e.g. ``(N, 1, Ph, 1)``), in mm.
-        dx: column offsets from the lesion centres, broadcastable to ``(N, 1, Ph, Pw)`` (e.g. ``(N, 1, 1, Pw)``).
-        semi_axes: ``(N, 2)`` semi-axes ``(a, b)`` of the lesion ellipse along its own u and v axes, in mm (> 0).
-        angle: ``(N,)`` rotation of the u axis from the image x axis, in radians.
+        dy: row offsets from the lesion centres, ``(N, 1, Ph, 1)``, in mm.
+        dx: column offsets from the lesion centres, ``(N, 1, 1, Pw)``, in mm.
+        frame: ``(N, 4, 1, 1)``: ``cos(angle) / a``, ``sin(angle) / a``, ``cos(angle) / b``, ``sin(angle) / b`` for
+            semi-axes ``a`` (along the rotated u axis) and ``b`` (v axis), ``angle`` from the image x axis.
 
     Returns:
         ``(u, v)``, each ``(N, 1, Ph, Pw)``: ``u**2 + v**2 < 1`` inside the ellipse.
     """
-    cos = torch.cos(angle).view(-1, 1, 1, 1)
-    sin = torch.sin(angle).view(-1, 1, 1, 1)
-    a = semi_axes[:, 0].view(-1, 1, 1, 1)
-    b = semi_axes[:, 1].view(-1, 1, 1, 1)
-    u = (dx * cos + dy * sin) / a
-    v = (dy * cos - dx * sin) / b
+    u = dx * frame[:, 0:1] + dy * frame[:, 1:2]
+    v = dy * frame[:, 2:3] - dx * frame[:, 3:4]
     return u, v
 
 
@@ -86,22 +112,19 @@ def smooth_noise(
     """
     if octaves < 1 or grid < 2 ** (octaves - 1):
         raise ValueError(f"smooth_noise needs octaves >= 1 and grid >= 2**(octaves-1), got {octaves=}, {grid=}")
-    total = None
-    norm = 0.0
-    for k in range(octaves):
+    total = torch.randn((num, channels, grid, grid), generator=generator, device=device)
+    norm = persistence ** (2 * (octaves - 1))
+    total.mul_(persistence ** (octaves - 1))
+    for k in range(octaves - 1):
         size = max(2, grid // 2 ** (octaves - 1 - k))
-        amp = persistence**k
-        field = torch.randn((num, channels, size, size), generator=generator, device=device)
-        if size != grid:
-            field = F.interpolate(field, size=(grid, grid), mode="bicubic", align_corners=False)
-        total = amp * field if total is None else total + amp * field
-        norm += amp * amp
-    assert total is not None
-    return total / (norm**0.5)
+        coarse = torch.randn((num, channels, size, size), generator=generator, device=device)
+        total.add_(F.interpolate(coarse, size=(grid, grid), mode="bicubic", align_corners=False), alpha=persistence**k)
+        norm += persistence ** (2 * k)
+    return total.mul_(1.0 / norm**0.5)
 
 
-def interpolation_matrix(coords: torch.Tensor, size: int, scale: float) -> torch.Tensor:
-    """Catmull-Rom (cubic) interpolation weights that sample a lattice of ``size`` nodes at ``coords``.
+def interpolation_matrix(coords: np.ndarray, size: int, scale: float | np.ndarray) -> np.ndarray:
+    """Catmull-Rom (cubic) interpolation weights that sample a lattice of ``size`` nodes at ``coords`` (numpy).
 
     Coordinates follow ``grid_sample(align_corners=False)``: ``[-scale, scale]`` spans the lattice's outer edges;
     beyond them the border nodes are repeated.
@@ -109,68 +132,39 @@ def interpolation_matrix(coords: torch.Tensor, size: int, scale: float) -> torch
     Args:
         coords: ``(N, P)`` sample positions.
         size: number of lattice nodes ``g``.
-        scale: the coordinate of the lattice's edge.
+        scale: the coordinate of the lattice's edge (a number, or ``(N, 1)`` per row of ``coords``).
 
     Returns:
-        ``(N, P, g)`` weights; ``weights @ values`` interpolates ``values`` (``(N, g, ...)``) at ``coords``.
+        ``(N, P, g)`` float32 weights; ``weights @ values`` interpolates ``values`` (``(N, g, ...)``) at ``coords``.
     """
-    position = ((coords / scale + 1.0) * size - 1.0) / 2.0
-    position = position.clamp(0.0, size - 1.0)
-    base = torch.floor(position)
+    position = np.clip(((np.asarray(coords, dtype=np.float64) / scale + 1.0) * size - 1.0) / 2.0, 0.0, size - 1.0)
+    base = np.floor(position)
     t = (position - base)[..., None]
-    t2, t3 = t * t, t * t * t
-    weights = torch.cat(
-        (
-            (-t3 + 2 * t2 - t) / 2,
-            (3 * t3 - 5 * t2 + 2) / 2,
-            (-3 * t3 + 4 * t2 + t) / 2,
-            (t3 - t2) / 2,
-        ),
-        dim=-1,
-    )
-    taps = (base.long()[..., None] + torch.arange(-1, 3, device=coords.device)).clamp(0, size - 1)
-    matrix = torch.zeros((*coords.shape, size), dtype=weights.dtype, device=coords.device)
-    return matrix.scatter_add_(-1, taps, weights)
+    weights = np.concatenate((np.ones_like(t), t, t * t, t * t * t), axis=-1) @ _CATMULL_ROM
+    taps = np.clip(base.astype(np.int64)[..., None] + np.arange(-1, 3), 0, size - 1)
+    matrix = np.zeros((position.size, size), dtype=np.float32)
+    rows = np.arange(position.size)
+    taps, weights = taps.reshape(-1, 4), weights.reshape(-1, 4)
+    for tap in range(4):  # within one tap the (row, node) pairs are distinct, so += accumulates correctly
+        matrix[rows, taps[:, tap]] += weights[:, tap]
+    return matrix.reshape(*position.shape, size)
 
 
-def sample_field(field: torch.Tensor, u: torch.Tensor, v: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Sample per-lesion fields on per-lesion *axis-aligned* coordinate grids (separable cubic interpolation).
+def sample_field(field: torch.Tensor, weights_y: torch.Tensor, weights_x: torch.Tensor) -> torch.Tensor:
+    """Sample per-lesion fields on separable (axis-aligned) grids: ``weights_y @ field @ weights_x^T``.
 
-    Because the grid is separable (``u`` depends on the column only, ``v`` on the row only), sampling is two small
-    batched matrix products instead of a per-pixel ``grid_sample``, an order of magnitude faster on the CPU. Noise is
-    statistically isotropic, so lesions do not need rotated noise coordinates.
+    Noise is statistically isotropic, so lesions do not need rotated noise coordinates, and the separable product is
+    an order of magnitude faster than a per-pixel ``grid_sample`` on the CPU.
 
     Args:
         field: ``(N, K, g, g)`` fields, one per lesion (e.g. from :func:`smooth_noise`).
-        u: column coordinates, any shape with ``N * Pw`` elements (e.g. ``(N, 1, 1, Pw)``); ``[-scale, scale]``
-            spans the whole field.
-        v: row coordinates, any shape with ``N * Ph`` elements (e.g. ``(N, 1, Ph, 1)``), same convention.
-        scale: the coordinate value that maps onto the field's border.
+        weights_y: ``(N, Ph, g)`` row weights (see :func:`interpolation_matrix`).
+        weights_x: ``(N, Pw, g)`` column weights.
 
     Returns:
         ``(N, K, Ph, Pw)`` sampled values.
     """
-    num, _, rows, cols = field.shape
-    weights_x = interpolation_matrix(u.reshape(num, -1), cols, scale)
-    weights_y = interpolation_matrix(v.reshape(num, -1), rows, scale)
     return torch.matmul(torch.matmul(weights_y[:, None], field), weights_x[:, None].transpose(-1, -2))
-
-
-def sphere_profile(rho: torch.Tensor, sharpness: torch.Tensor | float = 0.5) -> torch.Tensor:
-    """Projected thickness of a (soft) sphere: ``(1 - rho^2)^p`` inside ``rho < 1``, exactly 0 outside.
-
-    ``p = 0.5`` is the exact chord length through a uniform ball, i.e. how a solid round nodule attenuates an X-ray
-    beam; larger ``p`` gives an ill-defined, fading margin, smaller ``p`` a sharper one.
-
-    Args:
-        rho: normalised radius (>= 0), any shape.
-        sharpness: exponent ``p`` (scalar or broadcastable tensor), > 0.
-
-    Returns:
-        Values in [0, 1], same shape as ``rho``.
-    """
-    inside = (1.0 - rho * rho).clamp_min(0.0)
-    return inside.pow(sharpness)
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:

@@ -7,6 +7,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
 from radlas_monai.transforms.lesion_synthesis.families.base import LesionFamily, LesionPatches
 from radlas_monai.transforms.lesion_synthesis.families.effusion import EffusionFamily
 from radlas_monai.transforms.lesion_synthesis.families.foreign import ForeignPatchFamily
@@ -18,6 +23,8 @@ __all__ = [
     "LESION_FAMILIES",
     "FAMILY_CLASSES",
     "DEFAULT_FAMILY_PROBS",
+    "family_probabilities",
+    "build_families",
     "LesionFamily",
     "LesionPatches",
     "NoduleFamily",
@@ -47,3 +54,52 @@ DEFAULT_FAMILY_PROBS: dict[str, float] = {
     "effusion": 0.1,
     "pneumothorax": 0.1,
 }
+
+
+def family_probabilities(family_probs: Mapping[str, float] | Sequence[float] | None = None) -> np.ndarray:
+    """Validated, normalised family probabilities in ``LESION_FAMILIES`` order.
+
+    Args:
+        family_probs: ``{name: p}`` (missing names get 0), a sequence in ``LESION_FAMILIES`` order, or None for
+            :data:`DEFAULT_FAMILY_PROBS`.
+
+    Returns:
+        float64 probabilities summing to 1.
+
+    Raises:
+        ValueError: for unknown names, a wrong length, negative values or an all-zero vector.
+    """
+    if family_probs is None:
+        family_probs = DEFAULT_FAMILY_PROBS
+    if isinstance(family_probs, Mapping):
+        unknown = sorted(set(family_probs) - set(LESION_FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown lesion families {unknown} in family_probs; known: {list(LESION_FAMILIES)}")
+        values = [float(family_probs.get(name, 0.0)) for name in LESION_FAMILIES]
+    else:
+        values = [float(p) for p in family_probs]
+        if len(values) != len(LESION_FAMILIES):
+            raise ValueError(f"family_probs needs {len(LESION_FAMILIES)} values {list(LESION_FAMILIES)}, got {values}")
+    probs = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(probs)) or np.any(probs < 0) or probs.sum() <= 0:
+        raise ValueError(f"family_probs must be finite, non-negative and not all zero, got {values}")
+    return probs / probs.sum()
+
+
+def build_families(family_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[LesionFamily, ...]:
+    """One instance of every family, in ``LESION_FAMILIES`` order.
+
+    Args:
+        family_kwargs: constructor arguments per family name.
+
+    Returns:
+        The families.
+
+    Raises:
+        ValueError: for unknown family names.
+    """
+    kwargs = dict(family_kwargs or {})
+    unknown = sorted(set(kwargs) - set(LESION_FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown lesion families {unknown} in family_kwargs; known: {list(LESION_FAMILIES)}")
+    return tuple(FAMILY_CLASSES[name](**dict(kwargs.get(name) or {})) for name in LESION_FAMILIES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from radlas_monai.transforms.lesion_synthesis.families.base import (
@@ -49,31 +50,37 @@ class EffusionFamily(LesionFamily):
         self.contrast = contrast
         self.edge = edge
 
-    def _fluid(self, params: torch.Tensor, side_height: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _fluid(self, params: np.ndarray, side_height: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h0 = uniform(params[:, 0], self.height) * side_height
         edge = uniform(params[:, 3], self.edge) * h0
         top = h0 * (1.0 + uniform(params[:, 1], self.meniscus)) + edge / 2
         return h0, edge, top
 
-    def half_extent(self, params: torch.Tensor, side_size: torch.Tensor) -> torch.Tensor:
+    def half_extent(self, params: np.ndarray, side_size: np.ndarray) -> np.ndarray:
         _, _, top = self._fluid(params, side_size[:, 0])
         rows = top / 2 + _MARGIN * side_size[:, 0]
-        return torch.stack((rows, side_size[:, 1] / 2 * 1.05), dim=1)
+        return np.stack((rows, side_size[:, 1] / 2 * 1.05), axis=1)
 
-    def anchor(self, params: torch.Tensor, side_box: torch.Tensor) -> torch.Tensor:
+    def anchor(self, params: np.ndarray, side_box: np.ndarray) -> np.ndarray:
         _, _, top = self._fluid(params, side_box[:, 1] - side_box[:, 0])
-        return torch.stack((side_box[:, 1] - top / 2, torch.zeros_like(top)), dim=1)
+        return np.stack((side_box[:, 1] - top / 2, np.zeros_like(top)), axis=1)
 
     def render(self, patches: LesionPatches, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        p = patches.params
-        box = patches.side_box
+        p, box = patches.params, patches.side_box
         h0, edge, _ = self._fluid(p, box[:, 1] - box[:, 0])
-        h0, edge = h0.view(-1, 1, 1, 1), edge.view(-1, 1, 1, 1)
-        top, bottom, medial, lateral = (box[:, i].view(-1, 1, 1, 1) for i in range(4))
+        h0, edge, bottom, medial, width, sign, meniscus, contrast = patches.per_lesion(
+            h0,
+            edge,
+            box[:, 1],
+            box[:, 2],
+            np.maximum(box[:, 3] - box[:, 2], 1e-3),
+            patches.lateral_sign,
+            uniform(p[:, 1], self.meniscus),
+            uniform(p[:, 2], self.contrast),
+        )
         height = bottom - patches.dy  # above the lowest point of the lung side
-        across = ((patches.dx * patches.lateral_sign - medial) / (lateral - medial).clamp_min(1e-3)).clamp(0.0, 1.0)
-        surface = h0 * (1.0 + uniform(p[:, 1], self.meniscus).view(-1, 1, 1, 1) * across * across)
+        across = ((patches.dx * sign - medial) / width).clamp_(0.0, 1.0)  # 0 medially, 1 at the lateral wall
+        surface = h0 * (1.0 + meniscus * across * across)
         alpha = smoothstep((surface - height) / edge + 0.5)
-        depth = (1.0 - height / surface).clamp(0.0, 1.0)
-        density = uniform(p[:, 2], self.contrast).view(-1, 1, 1, 1) * (0.75 + 0.25 * depth)
-        return alpha, screen_density(patches.healthy, density)
+        depth = (1.0 - height / surface).clamp_(0.0, 1.0)
+        return alpha, screen_density(patches.healthy, contrast * (0.75 + 0.25 * depth))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 
 from radlas_monai.transforms.lesion_synthesis.families.base import LesionFamily, LesionPatches, log_uniform, uniform
-from radlas_monai.transforms.lesion_synthesis.shapes import rotated_coords, sample_field, smooth_noise, smoothstep
+from radlas_monai.transforms.lesion_synthesis.shapes import rotated_coords, smoothstep
 
 __all__ = ["ForeignPatchFamily"]
 
@@ -50,25 +49,30 @@ class ForeignPatchFamily(LesionFamily):
         self.edge = edge
         self.match = match
 
-    def half_extent(self, params: torch.Tensor, side_size: torch.Tensor) -> torch.Tensor:
+    def half_extent(self, params: np.ndarray, side_size: np.ndarray) -> np.ndarray:
         reach = log_uniform(params[:, 0], self.diameter) / 2 * (1.0 + 1.5 * _OUTLINE)
-        return torch.stack((reach, reach), dim=1)
+        return np.stack((reach, reach), axis=1)
 
     def render(self, patches: LesionPatches, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         if patches.donor is None:
             raise ValueError("the foreign_patch family needs donor pixels, got patches.donor=None")
         p = patches.params
         radius = log_uniform(p[:, 0], self.diameter) / 2
-        semi = torch.stack((radius, radius * uniform(p[:, 2], self.aspect)), dim=1)
-        u, v = rotated_coords(patches.dy, patches.dx, semi, p[:, 3] * math.pi)
-        r = radius.view(-1, 1, 1, 1)
-        noise = sample_field(smooth_noise(patches.num, 16, generator, u.device), patches.dx / r, patches.dy / r, 1.5)
-        rho = torch.sqrt(u * u + v * v) / (1.0 + _OUTLINE * noise.clamp(-1.5, 1.5))
-        edge = uniform(p[:, 4], self.edge).view(-1, 1, 1, 1)
-        alpha = uniform(p[:, 1], self.opacity).view(-1, 1, 1, 1) * smoothstep((1.0 - rho) / edge)
-        weight = alpha / alpha.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-        shift = (patches.healthy * weight).sum(dim=(2, 3), keepdim=True) - (patches.donor * weight).sum(
-            dim=(2, 3), keepdim=True
+        minor = radius * uniform(p[:, 2], self.aspect)
+        angle = p[:, 3] * np.pi
+        cos_a, sin_a, cos_b, sin_b, edge, opacity, match = patches.per_lesion(
+            np.cos(angle) / radius,
+            np.sin(angle) / radius,
+            np.cos(angle) / minor,
+            np.sin(angle) / minor,
+            uniform(p[:, 4], self.edge),
+            uniform(p[:, 1], self.opacity),
+            uniform(p[:, 5], self.match),
         )
-        target = (patches.donor + uniform(p[:, 5], self.match).view(-1, 1, 1, 1) * shift).clamp(0.0, 1.0)
-        return alpha, target
+        u, v = rotated_coords(patches.dy, patches.dx, torch.cat((cos_a, sin_a, cos_b, sin_b), dim=1))
+        outline = patches.noise(generator, radius, extent=1.5)
+        rho = torch.sqrt(u * u + v * v) / (1.0 + _OUTLINE * outline.clamp(-1.5, 1.5))
+        alpha = opacity * smoothstep((1.0 - rho) / edge)
+        weight = alpha / alpha.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+        shift = ((patches.healthy - patches.donor) * weight).sum(dim=(2, 3), keepdim=True)
+        return alpha, torch.addcmul(patches.donor, match, shift).clamp_(0.0, 1.0)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 
 from radlas_monai.transforms.lesion_synthesis.families.base import (
@@ -13,13 +12,7 @@ from radlas_monai.transforms.lesion_synthesis.families.base import (
     screen_density,
     uniform,
 )
-from radlas_monai.transforms.lesion_synthesis.shapes import (
-    rotated_coords,
-    sample_field,
-    smooth_noise,
-    smoothstep,
-    sphere_profile,
-)
+from radlas_monai.transforms.lesion_synthesis.shapes import rotated_coords, smoothstep, sphere_profile
 
 __all__ = ["NoduleFamily"]
 
@@ -35,7 +28,9 @@ class NoduleFamily(LesionFamily):
     (lobulation, larger for larger lesions). The lesioned tissue is
     :func:`~radlas_monai.transforms.lesion_synthesis.families.base.screen_density` with a density that grows with the
     square root of the diameter (a thicker lesion attenuates more: small nodules are faint, masses dense) and varies
-    with a second noise channel (internal texture), so ribs and vessels stay visible through the nodule.
+    with a second noise channel (internal texture), so ribs and vessels stay visible through the nodule. With the
+    default contrast the added contrast of nodules on JSRT radiographs (median 0.069 of the grey range) matches that
+    of the real JSRT nodules (median 0.065; disc versus surrounding ring).
 
     Args:
         diameter: range of the long diameter in mm (pixels when the spacing is unknown), drawn log-uniformly, so
@@ -55,7 +50,7 @@ class NoduleFamily(LesionFamily):
     def __init__(
         self,
         diameter: tuple[float, float] = (5.0, 60.0),
-        contrast: tuple[float, float] = (0.08, 0.35),
+        contrast: tuple[float, float] = (0.04, 0.24),
         sharpness: tuple[float, float] = (0.5, 1.5),
         edge: tuple[float, float] = (0.1, 0.5),
         aspect: tuple[float, float] = (0.7, 1.0),
@@ -72,31 +67,38 @@ class NoduleFamily(LesionFamily):
         self.lobulation = lobulation
         self.texture = texture
 
-    def _lobulation(self, params: torch.Tensor) -> torch.Tensor:
+    def _shape(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         diameter = log_uniform(params[:, 0], self.diameter)
-        scale = (diameter / 30.0).sqrt()
-        return (uniform(params[:, 5], self.lobulation) * scale).clamp(0.0, 0.3)
+        lobulation = np.clip(uniform(params[:, 5], self.lobulation) * np.sqrt(diameter / 30.0), 0.0, 0.3)
+        return diameter, lobulation
 
-    def half_extent(self, params: torch.Tensor, side_size: torch.Tensor) -> torch.Tensor:
-        radius = log_uniform(params[:, 0], self.diameter) / 2
-        reach = radius * (1.0 + _NOISE_CLIP * self._lobulation(params))
-        return torch.stack((reach, reach), dim=1)
+    def half_extent(self, params: np.ndarray, side_size: np.ndarray) -> np.ndarray:
+        diameter, lobulation = self._shape(params)
+        reach = diameter / 2 * (1.0 + _NOISE_CLIP * lobulation)
+        return np.stack((reach, reach), axis=1)
 
     def render(self, patches: LesionPatches, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         p = patches.params
-        diameter = log_uniform(p[:, 0], self.diameter)
+        diameter, lobulation = self._shape(p)
         radius = diameter / 2
-        semi = torch.stack((radius, radius * uniform(p[:, 1], self.aspect)), dim=1)
-        u, v = rotated_coords(patches.dy, patches.dx, semi, p[:, 2] * math.pi)
-        r = radius.view(-1, 1, 1, 1)
-        noise = smooth_noise(patches.num, 16, generator, u.device, channels=2)
-        noise = sample_field(noise, patches.dx / r, patches.dy / r, scale=1.6)
-        lob = self._lobulation(p).view(-1, 1, 1, 1)
+        minor = radius * uniform(p[:, 1], self.aspect)
+        angle = p[:, 2] * np.pi
+        edge = np.maximum(uniform(p[:, 7], self.edge), 1.0 / radius)
+        contrast = np.minimum(uniform(p[:, 3], self.contrast) * np.sqrt(diameter / 20.0), 0.7)
+        cos_a, sin_a, cos_b, sin_b, lob, sharp, edge, contrast, tex = patches.per_lesion(
+            np.cos(angle) / radius,
+            np.sin(angle) / radius,
+            np.cos(angle) / minor,
+            np.sin(angle) / minor,
+            lobulation,
+            uniform(p[:, 4], self.sharpness),
+            edge,
+            contrast,
+            uniform(p[:, 6], self.texture),
+        )
+        u, v = rotated_coords(patches.dy, patches.dx, torch.cat((cos_a, sin_a, cos_b, sin_b), dim=1))
+        noise = patches.noise(generator, radius, extent=1.6, channels=2)
         rho = torch.sqrt(u * u + v * v) / (1.0 + lob * noise[:, :1].clamp(-_NOISE_CLIP, _NOISE_CLIP))
-        sharp = uniform(p[:, 4], self.sharpness).view(-1, 1, 1, 1)
-        edge = torch.maximum(uniform(p[:, 7], self.edge), 1.0 / radius).view(-1, 1, 1, 1)
         alpha = sphere_profile(rho, sharp) * smoothstep((1.0 - rho) / edge)
-        tex = uniform(p[:, 6], self.texture).view(-1, 1, 1, 1)
-        contrast = (uniform(p[:, 3], self.contrast) * (diameter / 20.0).sqrt()).clamp(max=0.7)
-        density = contrast.view(-1, 1, 1, 1) * (1.0 + tex * noise[:, 1:2])
+        density = (contrast * (1.0 + tex * noise[:, 1:2])).clamp_(0.0, 1.0)
         return alpha, screen_density(patches.healthy, density)

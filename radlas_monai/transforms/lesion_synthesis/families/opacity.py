@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 
 from radlas_monai.transforms.lesion_synthesis.families.base import (
@@ -13,7 +12,7 @@ from radlas_monai.transforms.lesion_synthesis.families.base import (
     screen_density,
     uniform,
 )
-from radlas_monai.transforms.lesion_synthesis.shapes import rotated_coords, sample_field, smooth_noise, smoothstep
+from radlas_monai.transforms.lesion_synthesis.shapes import rotated_coords, smoothstep
 
 __all__ = ["AirspaceOpacityFamily"]
 
@@ -61,25 +60,31 @@ class AirspaceOpacityFamily(LesionFamily):
         self.softness = softness
         self.feature = feature
 
-    def half_extent(self, params: torch.Tensor, side_size: torch.Tensor) -> torch.Tensor:
+    def half_extent(self, params: np.ndarray, side_size: np.ndarray) -> np.ndarray:
         reach = log_uniform(params[:, 0], self.diameter) / 2 * (1.0 + 1.5 * _OUTLINE)
-        return torch.stack((reach, reach), dim=1)
+        return np.stack((reach, reach), axis=1)
 
     def render(self, patches: LesionPatches, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         p = patches.params
         radius = log_uniform(p[:, 0], self.diameter) / 2
-        semi = torch.stack((radius, radius * uniform(p[:, 1], self.aspect)), dim=1)
-        u, v = rotated_coords(patches.dy, patches.dx, semi, p[:, 2] * math.pi)
-        r = radius.view(-1, 1, 1, 1)
-        outline = sample_field(smooth_noise(patches.num, 12, generator, u.device), patches.dx / r, patches.dy / r, 1.4)
+        minor = radius * uniform(p[:, 1], self.aspect)
+        angle = p[:, 2] * np.pi
+        cos_a, sin_a, cos_b, sin_b, threshold, softness, contrast = patches.per_lesion(
+            np.cos(angle) / radius,
+            np.sin(angle) / radius,
+            np.cos(angle) / minor,
+            np.sin(angle) / minor,
+            uniform(p[:, 4], self.threshold),
+            uniform(p[:, 5], self.softness),
+            uniform(p[:, 3], self.contrast),
+        )
+        u, v = rotated_coords(patches.dy, patches.dx, torch.cat((cos_a, sin_a, cos_b, sin_b), dim=1))
+        outline = patches.noise(generator, radius, extent=1.4, grid=12)
         rho = torch.sqrt(u * u + v * v) / (1.0 + _OUTLINE * outline.clamp(-1.5, 1.5))
         region = smoothstep((1.0 - rho) / 0.5)
-        # the patches' texture has an absolute scale (acinar / lobular clusters), independent of the region's size
-        feature = uniform(p[:, 6], self.feature).view(-1, 1, 1, 1)
-        texture = smooth_noise(patches.num, _TEXTURE_CELLS, generator, u.device, persistence=0.5, channels=2)
-        texture = sample_field(texture, patches.dx / feature, patches.dy / feature, scale=_TEXTURE_CELLS / 2)
-        threshold = uniform(p[:, 4], self.threshold).view(-1, 1, 1, 1)
-        softness = uniform(p[:, 5], self.softness).view(-1, 1, 1, 1)
+        # the texture has an absolute scale (acinar / lobular clusters), independent of the region's size
+        feature = uniform(p[:, 6], self.feature)
+        texture = patches.noise(generator, feature, extent=_TEXTURE_CELLS / 2, grid=_TEXTURE_CELLS, channels=2)
         alpha = region * smoothstep((texture[:, :1] - threshold) / softness + 0.5)
-        density = uniform(p[:, 3], self.contrast).view(-1, 1, 1, 1) * (1.0 + 0.25 * texture[:, 1:2])
+        density = (contrast * (1.0 + 0.25 * texture[:, 1:2])).clamp_(0.0, 1.0)
         return alpha, screen_density(patches.healthy, density)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -16,6 +17,7 @@ from radlas_monai.transforms.lesion_synthesis.shapes import smoothstep
 __all__ = ["PneumothoraxFamily"]
 
 _MARGIN = 0.05  # extra patch height, as a fraction of the lung height
+_PLEURA_MM = 0.5  # width of the visceral pleural line
 _MEAN_SCALE_MM = 6.0  # the lucent region is smoothed over about this scale: vessels vanish, ribs stay
 
 
@@ -34,7 +36,8 @@ class PneumothoraxFamily(LesionFamily):
         apical_ratio: range of the apical rim width relative to the lateral one.
         extent: range of how far down from the apex the lucency reaches, as a fraction of the lung height.
         darkening: range of the relative darkening of the local mean inside the crescent.
-        line_contrast: range of the pleural line's added density (0..1).
+        line_contrast: range of the pleural line's added density (0..1) when pixels are finer than 0.8 mm; coarser
+            pixels spread the ~0.5 mm line over more width at a proportionally lower peak.
     """
 
     name = "pneumothorax"
@@ -54,53 +57,67 @@ class PneumothoraxFamily(LesionFamily):
         self.darkening = darkening
         self.line_contrast = line_contrast
 
-    def half_extent(self, params: torch.Tensor, side_size: torch.Tensor) -> torch.Tensor:
+    def half_extent(self, params: np.ndarray, side_size: np.ndarray) -> np.ndarray:
         rows = uniform(params[:, 2], self.extent) * side_size[:, 0] / 2 + _MARGIN * side_size[:, 0]
-        return torch.stack((rows, side_size[:, 1] / 2 * 1.05), dim=1)
+        return np.stack((rows, side_size[:, 1] / 2 * 1.05), axis=1)
 
-    def anchor(self, params: torch.Tensor, side_box: torch.Tensor) -> torch.Tensor:
+    def anchor(self, params: np.ndarray, side_box: np.ndarray) -> np.ndarray:
         extent = uniform(params[:, 2], self.extent) * (side_box[:, 1] - side_box[:, 0])
-        return torch.stack((side_box[:, 0] + extent / 2, torch.zeros_like(extent)), dim=1)
+        return np.stack((side_box[:, 0] + extent / 2, np.zeros_like(extent)), axis=1)
 
-    def _boundary_distance(self, patches: LesionPatches) -> torch.Tensor:
-        """Approximate signed distance in mm to the collapsed lung's border (positive = in the air space)."""
+    def _collapsed_lung(self, patches: LesionPatches) -> list[torch.Tensor]:
+        """Centre ``(row, lateral)`` and inverse semi-axes of the collapsed lung's ellipse, per lesion."""
         p, box = patches.params, patches.side_box
         sy, sx = (box[:, 1] - box[:, 0]) / 2, (box[:, 3] - box[:, 2]) / 2
         w_lat = uniform(p[:, 0], self.width) * 2 * sx
-        w_api = (w_lat * uniform(p[:, 1], self.apical_ratio)).clamp(max=sy)
-        ay, ax = (sy - w_api / 2).view(-1, 1, 1, 1), (sx - w_lat / 2).view(-1, 1, 1, 1)
-        cy = ((box[:, 0] + box[:, 1]) / 2 + w_api / 2).view(-1, 1, 1, 1)
-        cx = ((box[:, 2] + box[:, 3]) / 2 - w_lat / 2).view(-1, 1, 1, 1)
-        y = patches.dy - cy
-        x = patches.dx * patches.lateral_sign - cx
-        level = (y / ay) ** 2 + (x / ax) ** 2 - 1.0
-        grad = 2.0 * torch.sqrt((y / ay**2) ** 2 + (x / ax**2) ** 2).clamp_min(1e-6)
+        w_api = np.minimum(w_lat * uniform(p[:, 1], self.apical_ratio), sy)
+        ay, ax = np.maximum(sy - w_api / 2, 1e-3), np.maximum(sx - w_lat / 2, 1e-3)
+        cy = (box[:, 0] + box[:, 1]) / 2 + w_api / 2
+        cx = (box[:, 2] + box[:, 3]) / 2 - w_lat / 2
+        return patches.per_lesion(cy, cx, 1.0 / ay, 1.0 / ax, patches.lateral_sign)
+
+    def _boundary_distance(self, patches: LesionPatches) -> torch.Tensor:
+        """Approximate signed distance in mm to the collapsed lung's border (positive = in the air space)."""
+        cy, cx, inv_y, inv_x, sign = self._collapsed_lung(patches)
+        y = (patches.dy - cy) * inv_y
+        x = (patches.dx * sign - cx) * inv_x
+        level = y * y + x * x - 1.0
+        grad = 2.0 * torch.sqrt((y * inv_y) ** 2 + (x * inv_x) ** 2).clamp_(min=1e-6)
         return level / grad
 
     def _local_lung_mean(self, patches: LesionPatches) -> torch.Tensor:
-        """Mean healthy intensity of the lung over ~6 mm cells, interpolated back to the patch (markings removed)."""
+        """Mean healthy lung intensity over ~6 mm (normalised convolution: pixels outside the lung do not bleed in)."""
         size = patches.healthy.shape[-2:]
         cell = max(2, int(round(_MEAN_SCALE_MM / float(patches.spacing.mean()))))
         cell = min(cell, max(1, min(size) // 2))
         lung = patches.lung_core
         total = F.avg_pool2d(patches.healthy * lung, cell, ceil_mode=True)
         frac = F.avg_pool2d(lung, cell, ceil_mode=True)
-        plain = F.avg_pool2d(patches.healthy, cell, ceil_mode=True)
-        mean = torch.where(frac > 0.05, total / frac.clamp_min(1e-6), plain)
-        return F.interpolate(mean, size=size, mode="bilinear", align_corners=False)
+        total = F.interpolate(total, size=size, mode="bilinear", align_corners=False)
+        frac = F.interpolate(frac, size=size, mode="bilinear", align_corners=False)
+        return torch.where(frac > 1e-3, total / frac.clamp_min(1e-3), patches.healthy)
 
     def render(self, patches: LesionPatches, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         p, box = patches.params, patches.side_box
+        mm = patches.spacing.mean(axis=1)
+        limit = box[:, 0] + uniform(p[:, 2], self.extent) * (box[:, 1] - box[:, 0])
+        # the pleura is ~0.5 mm thick: coarser pixels spread it out and lower its peak (same integrated density)
+        width = np.maximum(0.6 * mm, _PLEURA_MM)
+        limit, inv_fade, inv_soft, inv_width, darkening, contrast = patches.per_lesion(
+            limit,
+            1.0 / (0.25 * np.maximum(limit - box[:, 0], 1e-3)),
+            1.0 / (1.5 * mm),
+            1.0 / width,
+            uniform(p[:, 3], self.darkening),
+            uniform(p[:, 4], self.line_contrast) * (_PLEURA_MM / width),
+        )
         distance = self._boundary_distance(patches)
-        mm = patches.spacing.mean(dim=1).view(-1, 1, 1, 1)
-        limit = (box[:, 0] + uniform(p[:, 2], self.extent) * (box[:, 1] - box[:, 0])).view(-1, 1, 1, 1)
-        fade = 0.25 * (limit - box[:, 0].view(-1, 1, 1, 1))
-        extent = smoothstep((limit - patches.dy) / fade) * patches.lung_core
-        crescent = smoothstep(distance / (1.5 * mm) + 0.5) * extent
-        line = torch.exp(-((distance / (0.8 * mm)) ** 2)) * extent * (distance < 1.5 * mm)
-        darkening = uniform(p[:, 3], self.darkening).view(-1, 1, 1, 1)
+        extent = smoothstep((limit - patches.dy) * inv_fade) * patches.lung_core
+        crescent = smoothstep(distance * inv_soft + 0.5) * extent
+        scaled = distance * inv_width
+        line = torch.exp(-(scaled.clamp(-6.0, 6.0) ** 2)) * extent * (scaled < 2.0)
         dark = self._local_lung_mean(patches) * (1.0 - darkening)
-        bright = screen_density(patches.healthy, uniform(p[:, 4], self.line_contrast).view(-1, 1, 1, 1))
+        bright = screen_density(patches.healthy, contrast)
         weight = (crescent + line).clamp_min(1e-6)
         target = (crescent * dark + line * bright) / weight
-        return (crescent + line).clamp(max=1.0), target
+        return (crescent + line).clamp_(max=1.0), target

@@ -1,0 +1,221 @@
+"""Benchmarks of the RadLAS pipeline, one function per section, results printed as a table and saved as JSON.
+
+Usage::
+
+    python scripts/benchmark.py lesion_synthesis --sizes=[256,512] --batch_size=32 --repeats=5 --device=cpu \\
+        --output=benchmark.json
+    python scripts/benchmark.py lesion_synthesis --quick --output=benchmark.json   # CI smoke run (tiny, 1 repeat)
+
+Sections write their results under their own key of the JSON file (other sections already there are kept), so
+one file can collect several runs. Every timing is the median over ``repeats`` runs after one warm-up run.
+
+``lesion_synthesis``: throughput (images/s) of :class:`radlas_monai.transforms.RandLesionSynthesis` on whole
+batches on the device, without and with lung masks, next to the corruption of MONAI's self-supervised ViTAutoEnc
+recipe (``OneOf`` of two ``RandCoarseDropoutd`` then ``RandCoarseShuffled``, applied image by image as that recipe's
+dataset pipeline does) on the same images, and their ratio. The recipe's parameters are those of MONAI's tutorial
+(``self_supervised_pretraining/ssl_script_train.py``: 96^3 patches; dropout ``holes=6, spatial_size=5,
+max_spatial_size=32`` or ``holes=6, spatial_size=20, max_spatial_size=64, dropout_holes=False``; shuffle
+``holes=10, spatial_size=8, prob=0.8``), with every size scaled by ``image_size / 96`` for 2D images.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import fire
+import monai
+import torch
+from monai.transforms import Compose, OneOf, RandCoarseDropoutd, RandCoarseShuffled
+
+from radlas_monai.transforms.lesion_synthesis import RandLesionSynthesis
+from radlas_monai.transforms.lesion_synthesis.regions import default_lung_fields
+
+TUTORIAL_PATCH = 96  # side of the 3D patches MONAI's self-supervised tutorial corrupts
+
+
+def time_median(run: Callable[[], Any], repeats: int, device: str = "cpu", warmup: int = 1) -> float:
+    """Median wall time in seconds of ``run()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
+    synchronize = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    for _ in range(warmup):
+        run()
+    synchronize()
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        run()
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def print_table(title: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Print ``rows`` (dicts with the same keys) as an aligned text table under ``title``."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    cells = [[_format(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print(f"\n{title}")
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for row in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
+
+
+def write_json(path: str | os.PathLike, section: str, result: dict[str, Any]) -> None:
+    """Store ``result`` under ``section`` in the JSON file at ``path``, keeping the other sections."""
+    path = Path(path)
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report[section] = result
+    report["environment"] = environment()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def environment() -> dict[str, Any]:
+    """Versions and hardware the numbers were measured with."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "monai": monai.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def radiograph_batch(batch: int, size: int, device: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic chest-like test images ``(B, 1, S, S)`` in [0, 1] and their lung masks."""
+    generator = torch.Generator().manual_seed(seed)
+    lung = default_lung_fields(size, size, "cpu").float()
+    rows = torch.linspace(0, 1, size).view(1, 1, size, 1)
+    phase = torch.rand(batch, 1, 1, 1, generator=generator)
+    ribs = 0.08 * torch.sin(2 * torch.pi * (9 * rows + phase)).clamp_min(0)
+    texture = 0.04 * torch.rand(batch, 1, size, size, generator=generator)
+    images = (0.8 - lung * (0.5 - ribs - texture)).clamp(0, 1)
+    return images.to(device), lung.expand(batch, 1, size, size).contiguous().to(device)
+
+
+def coarse_recipe(size: int) -> Compose:
+    """The ViTAutoEnc self-supervised corruption of MONAI's tutorial, sizes scaled from 96^3 patches to ``size``."""
+    scale = size / TUTORIAL_PATCH
+
+    def px(value: int) -> int:
+        return max(1, round(value * scale))
+
+    return Compose(
+        [
+            OneOf(
+                [
+                    RandCoarseDropoutd(
+                        keys="image",
+                        prob=1.0,
+                        holes=6,
+                        spatial_size=px(5),
+                        dropout_holes=True,
+                        max_spatial_size=px(32),
+                    ),
+                    RandCoarseDropoutd(
+                        keys="image",
+                        prob=1.0,
+                        holes=6,
+                        spatial_size=px(20),
+                        dropout_holes=False,
+                        max_spatial_size=px(64),
+                    ),
+                ]
+            ),
+            RandCoarseShuffled(keys="image", prob=0.8, holes=10, spatial_size=px(8)),
+        ]
+    )
+
+
+def lesion_synthesis(
+    sizes: Sequence[int] = (256, 512),
+    batch_size: int = 32,
+    repeats: int = 5,
+    device: str = "cpu",
+    output: str | None = "benchmark.json",
+    quick: bool = False,
+    threads: int | None = 1,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Lesion-synthesis throughput next to MONAI's coarse dropout + shuffle recipe, on the same images.
+
+    Args:
+        sizes: image sides to measure.
+        batch_size: images per batch (the lesion synthesis runs on whole batches, the recipe image by image).
+        repeats: timed runs per measurement (the median is reported).
+        device: ``"cpu"`` or a CUDA device.
+        output: JSON file to write the section to (None: do not write).
+        quick: CI smoke mode: 64-px images, batches of 4, one repeat (overrides the three above).
+        threads: ``torch.set_num_threads`` for the run; default 1, the usual data-loader worker setting (both
+            transforms are then measured on one core; on a busy machine, intra-op threads of many small tensor ops
+            contend badly). 0 or None keeps torch's default.
+        seed: seed of the images and of both transforms.
+
+    Returns:
+        The section: settings and one result row per size.
+    """
+    if quick:
+        sizes, batch_size, repeats = (64,), 4, 1
+    if threads:
+        torch.set_num_threads(int(threads))
+    sizes = [int(s) for s in ([sizes] if isinstance(sizes, int) else sizes)]
+    rows = [_lesion_synthesis_row(size, batch_size, repeats, device, seed) for size in sizes]
+    result = {
+        "device": str(device),
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "torch_threads": torch.get_num_threads(),
+        "statistic": "median after 1 warm-up run",
+        "results": rows,
+    }
+    print_table(f"lesion synthesis vs. MONAI coarse dropout + shuffle ({device}, batch {batch_size})", rows)
+    if output:
+        write_json(output, "lesion_synthesis", result)
+    return result
+
+
+def _lesion_synthesis_row(size: int, batch_size: int, repeats: int, device: str, seed: int) -> dict[str, Any]:
+    """One row of the lesion-synthesis section: throughputs at one image size."""
+    images, lungs = radiograph_batch(batch_size, size, device, seed)
+    synthesis = RandLesionSynthesis(prob=0.8)
+    synthesis.set_random_state(seed)
+    recipe = coarse_recipe(size).set_random_state(seed)
+    plain = time_median(lambda: synthesis(images), repeats, device)
+    masked = time_median(lambda: synthesis(images, lung_mask=lungs), repeats, device)
+    baseline = time_median(lambda: [recipe({"image": image}) for image in images], repeats, device)
+    return {
+        "size": size,
+        "lesion_synthesis_images_per_s": batch_size / plain,
+        "lesion_synthesis_lung_mask_images_per_s": batch_size / masked,
+        "coarse_dropout_shuffle_images_per_s": batch_size / baseline,
+        "speedup": baseline / plain,
+        "speedup_lung_mask": baseline / masked,
+    }
+
+
+def _format(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def _cli(section: Callable[..., dict[str, Any]]) -> Callable[..., None]:
+    """Wrap a section for ``fire`` so that its returned dict is not printed again after the table."""
+
+    @functools.wraps(section)
+    def run(*args: Any, **kwargs: Any) -> None:
+        section(*args, **kwargs)
+
+    return run
+
+
+if __name__ == "__main__":
+    fire.Fire({"lesion_synthesis": _cli(lesion_synthesis)})

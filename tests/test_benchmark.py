@@ -1,4 +1,4 @@
-"""Smoke test of scripts/benchmark.py: the quick lesion-synthesis section runs and writes its JSON (no speed checks)."""
+"""Smoke tests of scripts/benchmark.py: the quick sections run and write their JSON (no speed checks)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,19 @@ def test_quick_lesion_synthesis_benchmark(tmp_path: Path) -> None:
         for name in ROW_FIELDS:
             assert row[name] > 0, name
     assert report["environment"]["torch"] and report["environment"]["monai"]
+
+
+@pytest.mark.slow
+def test_quick_pretrain_throughput_benchmark(tmp_path: Path) -> None:
+    output = tmp_path / "benchmark.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "pretrain_throughput", "--quick"]
+    done = subprocess.run(
+        [*command, f"--output={output}"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ratio_radlas_over_recipe" in done.stdout
+    (row,) = json.loads(output.read_text())["pretrain_throughput"]["results"]
+    assert row["preset"] == "tiny" and row["size"] == 64
+    for name in ("radlas_images_per_s", "vit_autoenc_recipe_images_per_s", "ratio_radlas_over_recipe"):
+        assert row[name] > 0, name

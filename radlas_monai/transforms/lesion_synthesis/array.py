@@ -117,8 +117,7 @@ class RandLesionSynthesis(RandomizableTransform):
         ValueError: for unknown family names, invalid family probabilities or a bad lesion count.
 
     Example:
-        >>> synth = RandLesionSynthesis(prob=1.0)
-        >>> synth.set_random_state(0)
+        >>> synth = RandLesionSynthesis(prob=1.0).set_random_state(0)
         >>> out = synth(torch.rand(8, 1, 256, 256), spacing=(1.4, 1.4))
         >>> out.image.shape, out.mask.dtype, out.family.dtype
         (torch.Size([8, 1, 256, 256]), torch.float32, torch.int64)

@@ -32,12 +32,13 @@ def meta_spacing(img: Any) -> np.ndarray | None:
     if not isinstance(img, MetaTensor) or img.meta.get(SPACING_META_KEY) is None:
         return None
     value = img.meta[SPACING_META_KEY]
-    if isinstance(value, (list, tuple)) and value and all(np.ndim(_numpy(v)) == 1 for v in value):
-        if img.ndim == 4:  # default collation turns [row, col] per sample into [tensor(B), tensor(B)]
-            value = np.stack([_numpy(v) for v in value], axis=1)
-    array = np.asarray(_numpy(value) if not isinstance(value, (list, tuple)) else [_numpy(v) for v in value])
-    array = array.astype(np.float64)
-    return array[..., :2] if array.ndim in (1, 2) and array.shape[-1] >= 2 else array
+    if isinstance(value, (list, tuple)):
+        parts = [np.asarray(_numpy(v), dtype=np.float64) for v in value]
+        # default collation turns [row, col] per sample into [tensor(B), tensor(B)]
+        array = np.stack(parts, axis=-1) if img.ndim == 4 and parts and parts[0].ndim == 1 else np.asarray(parts)
+    else:
+        array = np.asarray(_numpy(value), dtype=np.float64)
+    return array[..., :2]
 
 
 def _numpy(value: Any) -> Any:

@@ -250,44 +250,12 @@ def pretrain_throughput(
     Returns:
         The section: settings and one row per preset.
     """
-    from radlas_monai.baselines import ViTAutoEncRecipeStep, build_recipe_optimizer, build_vit_autoenc
-    from radlas_monai.baselines.views import RecipeViews
-    from radlas_monai.engines.pretrain import RadLASPretrainStep
-    from radlas_monai.losses import RadLASLoss
-    from radlas_monai.networks import RadLAS
-
     if quick:
         presets, image_size, batch_size, repeats = ("tiny",), 64, 2, 1
     if threads:
         torch.set_num_threads(int(threads))
     presets = [presets] if isinstance(presets, str) else list(presets)
-    rows = []
-    for preset in presets:
-        images, lungs = radiograph_batch(batch_size, image_size, device, seed)
-        batch = {"image": images, "lung_mask": lungs}
-        torch.manual_seed(seed)
-        radlas = RadLAS(preset=preset, img_size=image_size).to(device)
-        radlas_optimizer = torch.optim.AdamW(radlas.parameters(), lr=3e-4)
-        synthesis = RandLesionSynthesis(prob=0.8)
-        synthesis.set_random_state(seed)
-        radlas_step = RadLASPretrainStep(synthesis, amp=amp)
-        radlas_engine = _fake_engine(radlas, radlas_optimizer, RadLASLoss().to(device), device)
-        recipe = build_vit_autoenc(preset, img_size=image_size).to(device)
-        recipe_step = ViTAutoEncRecipeStep(views=RecipeViews(keys="image").set_random_state(seed), amp=amp)
-        recipe_engine = _fake_engine(recipe, build_recipe_optimizer(recipe), None, device)
-        radlas_time = time_median(lambda: radlas_step(radlas_engine, batch), repeats, device)
-        recipe_time = time_median(lambda: recipe_step(recipe_engine, {"image": images}), repeats, device)
-        rows.append(
-            {
-                "preset": preset,
-                "size": image_size,
-                "batch": batch_size,
-                "radlas_images_per_s": batch_size / radlas_time,
-                "vit_autoenc_recipe_images_per_s": batch_size / recipe_time,
-                "ratio_radlas_over_recipe": recipe_time / radlas_time,
-            }
-        )
-        del radlas, recipe, radlas_optimizer
+    rows = [_pretrain_row(preset, image_size, batch_size, repeats, device, amp, seed) for preset in presets]
     result = {
         "device": str(device),
         "amp": amp,
@@ -300,6 +268,40 @@ def pretrain_throughput(
     if output:
         write_json(output, "pretrain_throughput", result)
     return result
+
+
+def _pretrain_row(
+    preset: str, image_size: int, batch_size: int, repeats: int, device: str, amp: bool, seed: int
+) -> dict:
+    """One row of the pretraining section: both real training steps for one encoder preset."""
+    from radlas_monai.baselines import ViTAutoEncRecipeStep, build_recipe_optimizer, build_vit_autoenc
+    from radlas_monai.baselines.views import RecipeViews
+    from radlas_monai.engines.pretrain import RadLASPretrainStep
+    from radlas_monai.losses import RadLASLoss
+    from radlas_monai.networks import RadLAS
+
+    images, lungs = radiograph_batch(batch_size, image_size, device, seed)
+    batch = {"image": images, "lung_mask": lungs}
+    torch.manual_seed(seed)
+    radlas = RadLAS(preset=preset, img_size=image_size).to(device)
+    synthesis = RandLesionSynthesis(prob=0.8)
+    synthesis.set_random_state(seed)
+    radlas_step = RadLASPretrainStep(synthesis, amp=amp)
+    radlas_optimizer = torch.optim.AdamW(radlas.parameters(), lr=3e-4)
+    radlas_engine = _fake_engine(radlas, radlas_optimizer, RadLASLoss().to(device), device)
+    recipe = build_vit_autoenc(preset, img_size=image_size).to(device)
+    recipe_step = ViTAutoEncRecipeStep(views=RecipeViews(keys="image").set_random_state(seed), amp=amp)
+    recipe_engine = _fake_engine(recipe, build_recipe_optimizer(recipe), None, device)
+    radlas_time = time_median(lambda: radlas_step(radlas_engine, batch), repeats, device)
+    recipe_time = time_median(lambda: recipe_step(recipe_engine, {"image": images}), repeats, device)
+    return {
+        "preset": preset,
+        "size": image_size,
+        "batch": batch_size,
+        "radlas_images_per_s": batch_size / radlas_time,
+        "vit_autoenc_recipe_images_per_s": batch_size / recipe_time,
+        "ratio_radlas_over_recipe": recipe_time / radlas_time,
+    }
 
 
 def _format(value: Any) -> str:

@@ -44,7 +44,9 @@ def _environment_requirements() -> dict[str, Requirement]:
 
 def test_environment_and_setup_cfg_name_the_same_dependencies():
     setup, env = _setup_cfg_requirements(), _environment_requirements()
-    assert set(setup) == set(env), f"only in setup.cfg: {set(setup) - set(env)}; only in environment.yml: {set(env) - set(setup)}"
+    assert set(setup) == set(env), (
+        f"only in setup.cfg: {set(setup) - set(env)}; only in environment.yml: {set(env) - set(setup)}"
+    )
 
 
 @pytest.mark.parametrize("name", ["monai", "numpy", "pydicom", "itk-io", "mlflow", "pytorch-ignite", "pytest"])
@@ -66,7 +68,9 @@ def _command_after_marker(text: str) -> str:
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if "radlas: test-command" in line:
-            return next(candidate.strip() for candidate in lines[i + 1 :] if candidate.strip() and "```" not in candidate)
+            return next(
+                candidate.strip() for candidate in lines[i + 1 :] if candidate.strip() and "```" not in candidate
+            )
     raise AssertionError("marker 'radlas: test-command' not found")
 
 
@@ -77,6 +81,8 @@ def test_ci_runs_the_readme_test_command():
     assert "pytest" in ci and "torch==2.13.0" in ci
 
 
-@pytest.mark.parametrize("path", ["README.md", "bundles", "radlas_monai", "scripts", "tests", "setup.cfg", "environment.yml", ".ci/run"])
+@pytest.mark.parametrize(
+    "path", ["README.md", "bundles", "radlas_monai", "scripts", "tests", "setup.cfg", "environment.yml", ".ci/run"]
+)
 def test_top_level_layout(path):
     assert (ROOT / path).exists()

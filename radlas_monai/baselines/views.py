@@ -98,9 +98,14 @@ class RecipeViews(Randomizable, MapTransform):
                 raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {tuple(size)}")
         self.view_suffixes = (str(view_suffixes[0]), str(view_suffixes[1]))
         settings = {
-            "dropout_prob": dropout_prob, "holes": holes, "hole_size": tuple(hole_size),
-            "keep_size": tuple(keep_size), "mode_weights": tuple(mode_weights), "shuffle_prob": shuffle_prob,
-            "shuffle_holes": shuffle_holes, "shuffle_size": shuffle_size,
+            "dropout_prob": dropout_prob,
+            "holes": holes,
+            "hole_size": tuple(hole_size),
+            "keep_size": tuple(keep_size),
+            "mode_weights": tuple(mode_weights),
+            "shuffle_prob": shuffle_prob,
+            "shuffle_holes": shuffle_holes,
+            "shuffle_size": shuffle_size,
         }
         self.view_transforms = tuple(
             self._build_view([f"{k}{suffix}" for k in self.keys], **settings) for suffix in self.view_suffixes
@@ -122,15 +127,28 @@ class RecipeViews(Randomizable, MapTransform):
         """One view's pipeline, exactly the tutorial's ``OneOf(dropout, inverse dropout) -> shuffle``."""
         missing = self.allow_missing_keys
         dropout = RandCoarseDropoutd(
-            keys=view_keys, prob=dropout_prob, holes=holes, spatial_size=hole_size[0], dropout_holes=True,
-            max_spatial_size=hole_size[1], allow_missing_keys=missing,
+            keys=view_keys,
+            prob=dropout_prob,
+            holes=holes,
+            spatial_size=hole_size[0],
+            dropout_holes=True,
+            max_spatial_size=hole_size[1],
+            allow_missing_keys=missing,
         )
         inverse = RandCoarseDropoutd(
-            keys=view_keys, prob=dropout_prob, holes=holes, spatial_size=keep_size[0], dropout_holes=False,
-            max_spatial_size=keep_size[1], allow_missing_keys=missing,
+            keys=view_keys,
+            prob=dropout_prob,
+            holes=holes,
+            spatial_size=keep_size[0],
+            dropout_holes=False,
+            max_spatial_size=keep_size[1],
+            allow_missing_keys=missing,
         )
         shuffle = RandCoarseShuffled(
-            keys=view_keys, prob=shuffle_prob, holes=shuffle_holes, spatial_size=shuffle_size,
+            keys=view_keys,
+            prob=shuffle_prob,
+            holes=shuffle_holes,
+            spatial_size=shuffle_size,
             allow_missing_keys=missing,
         )
         return Compose([OneOf([dropout, inverse], weights=list(mode_weights)), shuffle])
@@ -159,8 +177,10 @@ class RecipeViews(Randomizable, MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             if np.ndim(d[key]) != 3:
-                raise ValueError(f"RecipeViews expects {key!r} as a channel-first 2D image (C, H, W), "
-                                 f"got shape {tuple(np.shape(d[key]))}")
+                raise ValueError(
+                    f"RecipeViews expects {key!r} as a channel-first 2D image (C, H, W), "
+                    f"got shape {tuple(np.shape(d[key]))}"
+                )
             for view_key in self.view_keys(key):
                 if view_key in d:
                     raise KeyError(f"RecipeViews would overwrite the existing key {view_key!r}")

@@ -89,8 +89,14 @@ def build_vit_autoenc(preset: str = "tiny", img_size: int | Sequence[int] = 256,
             f"build_vit_autoenc got unknown arguments {unknown}; ViTAutoEnc takes {sorted(_VIT_AUTOENC_ARGS)}"
         )
     kwargs: dict[str, Any] = {
-        "in_channels": 1, "patch_size": 16, "proj_type": "conv", "deconv_chns": 16, "qkv_bias": False,
-        "dropout_rate": 0.0, "spatial_dims": 2, **get_encoder_preset(preset),
+        "in_channels": 1,
+        "patch_size": 16,
+        "proj_type": "conv",
+        "deconv_chns": 16,
+        "qkv_bias": False,
+        "dropout_rate": 0.0,
+        "spatial_dims": 2,
+        **get_encoder_preset(preset),
     }
     kwargs.update(overrides)
     attention_impl = kwargs.pop("attention_impl", "auto")
@@ -102,8 +108,12 @@ def build_vit_autoenc(preset: str = "tiny", img_size: int | Sequence[int] = 256,
     model = ViTAutoEnc(img_size=img_size, num_layers=0, **kwargs)
     model.blocks = nn.ModuleList(
         build_transformer_block(
-            kwargs["hidden_size"], kwargs["mlp_dim"], kwargs["num_heads"], kwargs["dropout_rate"],
-            kwargs["qkv_bias"], attention_impl,
+            kwargs["hidden_size"],
+            kwargs["mlp_dim"],
+            kwargs["num_heads"],
+            kwargs["dropout_rate"],
+            kwargs["qkv_bias"],
+            attention_impl,
         )
         for _ in range(num_layers)
     )
@@ -120,8 +130,9 @@ def build_recipe_optimizer(
 def _check_image(model: ViTAutoEnc, image: torch.Tensor) -> None:
     expected = tuple(int(s) for s in model.img_size)
     if image.ndim != 4 or tuple(image.shape[2:]) != expected:
-        raise ValueError(f"ViTAutoEnc was built for images (B, C, {', '.join(map(str, expected))}), "
-                         f"got {tuple(image.shape)}")
+        raise ValueError(
+            f"ViTAutoEnc was built for images (B, C, {', '.join(map(str, expected))}), got {tuple(image.shape)}"
+        )
 
 
 def vit_autoenc_tokens(model: ViTAutoEnc, image: torch.Tensor) -> torch.Tensor:
@@ -220,8 +231,10 @@ def recipe_loss(
         ValueError: when the three tensors differ in shape.
     """
     if not out1.shape == out2.shape == target.shape:
-        raise ValueError(f"expected equal shapes, got out1 {tuple(out1.shape)}, out2 {tuple(out2.shape)}, "
-                         f"target {tuple(target.shape)}")
+        raise ValueError(
+            f"expected equal shapes, got out1 {tuple(out1.shape)}, out2 {tuple(out2.shape)}, "
+            f"target {tuple(target.shape)}"
+        )
     recon = l1_loss(out1, target)
     contrast = contrastive_loss(out1.flatten(start_dim=1), out2.flatten(start_dim=1))
     return {"loss": recon + contrast * recon, "recon_loss": recon, "contrastive_loss": contrast}
@@ -238,8 +251,10 @@ def _forward_backward(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     view1, view2 = views_batch
     if not view1.shape == view2.shape == images.shape:
-        raise ValueError(f"views and images must share one shape (B, 1, H, W), got view1 {tuple(view1.shape)}, "
-                         f"view2 {tuple(view2.shape)}, images {tuple(images.shape)}")
+        raise ValueError(
+            f"views and images must share one shape (B, 1, H, W), got view1 {tuple(view1.shape)}, "
+            f"view2 {tuple(view2.shape)}, images {tuple(images.shape)}"
+        )
     model.train()
     optimizer.zero_grad(set_to_none=True)
     with autocast_context(images.device, amp):
@@ -248,7 +263,7 @@ def _forward_backward(
     terms = recipe_loss(out1.float(), out2.float(), images.float(), contrastive_loss, l1_loss)
     loss = terms["loss"]
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite ViTAutoEnc recipe loss: {({k: float(v) for k, v in terms.items()})}")
+        raise FloatingPointError(f"non-finite ViTAutoEnc recipe loss: { ({k: float(v) for k, v in terms.items()}) }")
     loss.backward()
     optimizer.step()
     return terms, out1

@@ -76,7 +76,7 @@ def executed_config(
     """The raw config content of ``config_files`` with the command line's overrides applied.
 
     Args:
-        config_files: the bundle's config file, or files merged in order (e.g. ``train.json`` + ``multi_gpu_train.json``).
+        config_files: the bundle's config file, or files merged in order (``train.json`` + ``multi_gpu_train.json``).
         argv: the command line; ``sys.argv`` by default.
 
     Returns:

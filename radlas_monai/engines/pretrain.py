@@ -85,6 +85,22 @@ def synthesize_batch(
     return out.image, out.healthy, out.mask
 
 
+def _publish(engine: Any, output: dict[str, Any]) -> Any:
+    """Hand ``output`` to the engine as MONAI's own iterations do: set it, then fire ``MODEL_COMPLETED``.
+
+    MONAI engines decollate the output (``decollate=True``) and run ``postprocessing`` on that event, so handlers
+    written for MONAI (``from_engine([...], first=True)``, ``--tracking mlflow``) read this step's output as they
+    read a standard one.
+    """
+    if not hasattr(engine, "fire_event"):  # a plain ignite engine, or a benchmark's stand-in
+        return output
+    from monai.engines.utils import IterationEvents
+
+    engine.state.output = output
+    engine.fire_event(IterationEvents.MODEL_COMPLETED)
+    return engine.state.output
+
+
 class RadLASPretrainStep:
     """``iteration_update`` for ``monai.engines.SupervisedTrainer``: one RadLAS pretraining iteration.
 
@@ -162,7 +178,7 @@ class RadLASPretrainStep:
                 "lesion_map": output.lesion_map.detach().float(),
             }
         )
-        return result
+        return _publish(engine, result)
 
     def state_dict(self) -> dict[str, Any]:
         """The gradient scaler's state (empty when no scaler is used), for checkpoints."""

@@ -98,8 +98,15 @@ def test_blocks_use_sdpa_attention():
 
 def test_state_dict_keeps_monai_vit_autoenc_keys():
     keys = set(_model().state_dict())
-    for key in ("patch_embedding.position_embeddings", "blocks.5.attn.qkv.weight", "blocks.0.attn.out_proj.bias",
-                "blocks.0.mlp.linear1.weight", "norm.weight", "conv3d_transpose.weight", "conv3d_transpose_1.weight"):
+    for key in (
+        "patch_embedding.position_embeddings",
+        "blocks.5.attn.qkv.weight",
+        "blocks.0.attn.out_proj.bias",
+        "blocks.0.mlp.linear1.weight",
+        "norm.weight",
+        "conv3d_transpose.weight",
+        "conv3d_transpose_1.weight",
+    ):
         assert key in keys, key
 
 
@@ -137,8 +144,9 @@ def test_recipe_loss_matches_a_hand_written_reference():
 
 def test_recipe_loss_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="equal shapes"):
-        recipe_loss(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 4), torch.rand(2, 1, 8, 8),
-                    ContrastiveLoss(), nn.L1Loss())
+        recipe_loss(
+            torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 4), torch.rand(2, 1, 8, 8), ContrastiveLoss(), nn.L1Loss()
+        )
 
 
 def test_train_step_decreases_the_loss_on_a_fixed_batch():
@@ -161,16 +169,22 @@ def test_train_step_rejects_views_of_another_shape():
     model = _model()
     images = _images(2, SMALL)
     with pytest.raises(ValueError, match="one shape"):
-        recipe_train_step(model, build_recipe_optimizer(model), (images, images[:1]), images,
-                          ContrastiveLoss(), nn.L1Loss())
+        recipe_train_step(
+            model, build_recipe_optimizer(model), (images, images[:1]), images, ContrastiveLoss(), nn.L1Loss()
+        )
 
 
 def _trainer(model: ViTAutoEnc, step: ViTAutoEncRecipeStep, transform=None) -> SupervisedTrainer:
     data = [{"image": image} for image in _images(4, SMALL, seed=1)]
     loader = DataLoader(Dataset(data, transform=transform), batch_size=2, num_workers=0)
     return SupervisedTrainer(
-        device=torch.device("cpu"), max_epochs=1, train_data_loader=loader, network=model,
-        optimizer=build_recipe_optimizer(model), loss_function=nn.L1Loss(), iteration_update=step,
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=loader,
+        network=model,
+        optimizer=build_recipe_optimizer(model),
+        loss_function=nn.L1Loss(),
+        iteration_update=step,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,25 @@ def run_bundle(
         AssertionError: with the command's output when it fails.
     """
     command = bundle_command(bundle, config, overrides, launcher)
-    result = subprocess.run(command, cwd=cwd, env=isolated_env(root), capture_output=True, text=True, timeout=timeout)
+    # own session: on a timeout the whole group goes (torchrun's workers too), not just the launcher
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=isolated_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(
+            f"{' '.join(command)} timed out after {timeout} s:\n{stdout[-4000:]}\n{stderr[-4000:]}"
+        ) from None
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     assert result.returncode == 0, (
         f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
     )

@@ -179,8 +179,9 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
 
 
-def test_runs_from_inside_the_bundle_folder(tmp_path):
-    overrides = {**TINY, "max_epochs": 1, "val_interval": 1, "limit": 4, "tracking_enabled": False}
+def test_runs_from_inside_the_bundle_folder_with_monai_tracking_switch(tmp_path):
+    """The documented command from inside bundles/pretrain, with MONAI's own ``--tracking mlflow`` switch added."""
+    overrides = {**TINY, "max_epochs": 1, "val_interval": 1, "limit": 4, "tracking": "mlflow"}
     bundle = REPO / "bundles" / "pretrain"
     run_bundle(
         tmp_path,
@@ -190,3 +191,10 @@ def test_runs_from_inside_the_bundle_folder(tmp_path):
         cwd=bundle,
     )
     assert (tmp_path / "m" / "model.pt").is_file()
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("radlas").experiment_id])
+    assert runs and all(run.info.status == "FINISHED" for run in runs)
+    metrics = set().union(*(run.data.metrics for run in runs))
+    assert "train_loss" in metrics and "train_epoch/loss" in metrics  # MONAI's MLFlowHandler and RadLAS's

@@ -8,16 +8,10 @@ import torch
 
 from radlas_monai.baselines.views import RecipeViews, make_views_batch
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 SIZE = 256
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run single-threaded, as the recipe's loader workers do (and the CI machine's cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _image(seed: int = 0, size: int = SIZE) -> torch.Tensor:

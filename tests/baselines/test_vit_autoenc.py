@@ -26,16 +26,10 @@ from radlas_monai.networks.encoder import RadLASEncoder
 from radlas_monai.networks.presets import get_encoder_preset
 from radlas_monai.networks.transformer import SDPATransformerBlock
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 SMALL = 64  # image size of the training tests: 16 tokens keep them fast
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run single-threaded (the CI machine's cores are shared; intra-op threads only add contention here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _images(batch: int, size: int, seed: int = 0) -> torch.Tensor:

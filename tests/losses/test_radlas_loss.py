@@ -12,16 +12,10 @@ from radlas_monai.losses.reconstruction import LesionWeightedReconstructionLoss
 from radlas_monai.networks.pooling import token_lesion_weights
 from radlas_monai.networks.radlas import RadLAS, RadLASOutput
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 KEYS = {"loss", "loss_reconstruction", "loss_grounding", "loss_contrastive", "lesion_fraction"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest, and reproducibly, on one intra-op thread (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

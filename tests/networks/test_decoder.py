@@ -7,16 +7,10 @@ import torch
 
 from radlas_monai.networks.decoder import RestorationDecoder, straight_through_clamp
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 D, GRID, PATCH = 24, (2, 3), 16
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest, and reproducibly, on one intra-op thread (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _inputs(batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:

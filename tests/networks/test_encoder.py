@@ -8,16 +8,10 @@ import torch
 from radlas_monai.networks.encoder import RadLASEncoder, default_skip_indices
 from radlas_monai.networks.presets import ENCODER_PRESETS, get_encoder_preset
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 TINY_SMALL = {"hidden_size": 24, "num_layers": 4, "num_heads": 2, "mlp_dim": 48}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest, and reproducibly, on one intra-op thread (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _encoder(img_size: int = 32, seed: int = 0, **overrides: int) -> RadLASEncoder:

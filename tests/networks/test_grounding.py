@@ -9,14 +9,7 @@ import torch
 
 from radlas_monai.networks.grounding import GroundingHead, fixed_contrast, gaussian_smooth, lesion_map
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest, and reproducibly, on one intra-op thread (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _pair(seed: int = 0, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,16 +12,10 @@ from radlas_monai.networks.grounding import fixed_contrast
 from radlas_monai.networks.pooling import lesion_weighted_pooling, token_lesion_weights
 from radlas_monai.networks.radlas import RadLAS, RadLASLesionMap, RadLASOutput
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 SMALL = 64  # 4 x 4 tokens: fast, and every stage still runs
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest, and reproducibly, on one intra-op thread (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _net(seed: int = 0, **kwargs) -> RadLAS:

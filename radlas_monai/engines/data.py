@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["resolve_datalist", "load_screened_split"]
+__all__ = ["resolve_datalist", "load_screened_split", "inference_items"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +97,8 @@ def load_screened_split(
         output_dir: where the skip report ``skipped_<split>.json`` is written.
         keys: item keys holding files to check.
         strict: fail at the first bad file instead of skipping it.
-        screen: read every file once before training (set ``False`` for very large datasets; bad files are then
-            skipped at load time by the dataset guard).
+        screen: read every file once before training (set ``False`` only for very large, already-checked
+            datasets: a file that cannot be read then stops the run when the dataset loads it).
         limit: keep only the first ``limit`` items (``0`` keeps all): for smoke runs.
 
     Returns:

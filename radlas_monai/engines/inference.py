@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
 
+from radlas_monai.data.errors import RadiographReadError
 from radlas_monai.engines.pretrain import autocast_context
 
 __all__ = ["RadLASInferenceStep", "PredictionWriter", "resize_to"]
@@ -87,8 +88,10 @@ class PredictionWriter:
     Files in ``output_dir``, for each input with id ``<id>``:
     ``<id>_lesion_map.nii.gz`` (float32 in [0, 1], the input's rows x columns and spacing),
     ``<id>_restored.nii.gz`` (float32, same geometry; with ``write_restored``), ``<id>_overlay.png`` (the lesion map
-    over the input at the input's resolution), and one ``predictions.json`` listing every input with its id, input
-    path, image-level lesion score (the map's maximum) and its files.
+    over the input at the input's resolution), and one ``predictions.json`` listing every input with its id, geometry,
+    image-level lesion score (the map's maximum) and its files. Input paths are not recorded (a file name can carry a
+    patient's name): ``image_id`` is the first 16 hex digits of the input file's SHA-256, so ``sha256sum`` maps an
+    output back to its input.
 
     Args:
         output_dir: destination folder.
@@ -113,8 +116,13 @@ class PredictionWriter:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
         engine.add_event_handler(Events.COMPLETED, self.write_index)
 
-    def _original(self, path: str | None, fallback: torch.Tensor) -> tuple[np.ndarray, tuple[float, float] | None]:
-        """The input at its own resolution and its spacing, re-read from ``path`` (it was readable a moment ago)."""
+    def _original(
+        self, path: str | None, fallback: torch.Tensor
+    ) -> tuple[np.ndarray, tuple[float, float] | None, bool]:
+        """The input at its own resolution, its spacing, and whether that worked (re-read from ``path``).
+
+        A file that changed on disk since screening falls back to the network's input size, logged and flagged.
+        """
         if path:
             from radlas_monai.data.loader import LoadRadiograph
 
@@ -122,12 +130,10 @@ class PredictionWriter:
             try:
                 original = self._loader(path)
                 spacing = original.meta.get("spacing")
-                return original[0].numpy(), tuple(float(s) for s in spacing) if spacing is not None else None
-            except Exception as err:
-                logger.warning(
-                    "could not re-read an input (%s); writing maps at the network's size", type(err).__name__
-                )
-        return fallback[0].cpu().numpy(), None
+                return original[0].numpy(), tuple(float(s) for s in spacing) if spacing is not None else None, True
+            except RadiographReadError as err:
+                logger.warning("could not re-read an input (%s); writing its maps at the network's size", err.kind)
+        return fallback[0].cpu().numpy(), None, False
 
     def __call__(self, engine: Engine) -> None:
         from PIL import Image
@@ -139,7 +145,7 @@ class PredictionWriter:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for i, meta in enumerate(output["meta"]):
             image_id = meta["image_id"] or f"item{len(self.records):06d}"
-            original, spacing = self._original(meta["filename_or_obj"], output["image"][i].detach())
+            original, spacing, at_input_geometry = self._original(meta["filename_or_obj"], output["image"][i].detach())
             shape = original.shape
             lesion_map = resize_to(output["lesion_map"][i].detach().cpu(), shape)[0].clamp(0, 1).numpy()
             files = {"lesion_map": f"{image_id}_lesion_map.nii.gz", "overlay": f"{image_id}_overlay.png"}
@@ -154,9 +160,9 @@ class PredictionWriter:
             self.records.append(
                 {
                     "image_id": image_id,
-                    "input": meta["filename_or_obj"],
                     "shape": [int(s) for s in shape],
                     "spacing": list(spacing) if spacing else None,
+                    "at_input_geometry": at_input_geometry,
                     "lesion_score": float(lesion_map.max()),
                     "files": files,
                 }

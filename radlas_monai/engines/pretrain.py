@@ -135,11 +135,16 @@ class RadLASPretrainStep:
         self.pool_with_target = pool_with_target
         self._scaler: torch.amp.GradScaler | None = None
 
-    def _scaler_for(self, device: torch.device) -> torch.amp.GradScaler | None:
+    def _scaler_for(self, engine: Any, device: torch.device) -> torch.amp.GradScaler | None:
+        """fp16 needs a gradient scaler: the trainer's own (``amp=True`` creates it, and checkpoints save it)."""
         needs_scaler = self.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
-        if needs_scaler and self._scaler is None:
-            self._scaler = torch.amp.GradScaler("cuda")
-        return self._scaler if needs_scaler else None
+        if not needs_scaler:
+            return None
+        if getattr(engine, "scaler", None) is None:
+            if self._scaler is None:
+                self._scaler = torch.amp.GradScaler("cuda")
+            engine.scaler = self._scaler
+        return engine.scaler
 
     def __call__(self, engine: Any, batchdata: dict[str, Any]) -> dict[str, Any]:
         device = torch.device(engine.state.device)
@@ -155,7 +160,7 @@ class RadLASPretrainStep:
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at iteration {engine.state.iteration}: {terms}")
-        scaler = self._scaler_for(device)
+        scaler = self._scaler_for(engine, device)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -179,10 +184,6 @@ class RadLASPretrainStep:
             }
         )
         return _publish(engine, result)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The gradient scaler's state (empty when no scaler is used), for checkpoints."""
-        return {"scaler": self._scaler.state_dict()} if self._scaler is not None else {}
 
 
 class RadLASValidationStep:
@@ -230,12 +231,15 @@ class RadLASValidationStep:
             output = engine.network(corrupted)
         restored, lesion_map = output.restored.float(), output.lesion_map.float()
         s = self.pixel_stride
-        return {
-            CommonKeys.IMAGE: corrupted,
-            "healthy": healthy,
-            "lesion_mask": lesion_mask,
-            "restored": restored,
-            "lesion_map": lesion_map,
-            "pixel_scores": lesion_map[..., ::s, ::s].reshape(-1),
-            "pixel_labels": (lesion_mask[..., ::s, ::s] > 0.5).reshape(-1).float(),
-        }
+        return _publish(
+            engine,
+            {
+                CommonKeys.IMAGE: corrupted,
+                "healthy": healthy,
+                "lesion_mask": lesion_mask,
+                "restored": restored,
+                "lesion_map": lesion_map,
+                "pixel_scores": lesion_map[..., ::s, ::s].reshape(-1),
+                "pixel_labels": (lesion_mask[..., ::s, ::s] > 0.5).reshape(-1).float(),
+            },
+        )

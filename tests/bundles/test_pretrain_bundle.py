@@ -153,8 +153,9 @@ def test_inference_maps_match_input_geometry_and_hide_names(trained, tmp_path):
         shapes[tuple(record["shape"])] = lesion_map.meta.get("spacing")
     assert set(shapes) == {(150, 100), (90, 120)}
     np.testing.assert_allclose(shapes[(150, 100)], (0.2, 0.3), rtol=1e-5)
-    names = " ".join(p.name for p in out.iterdir())
+    names = " ".join(p.name for p in out.iterdir()) + (out / "predictions.json").read_text()
     assert "DOE" not in names and "12345" not in names and "chest" not in names
+    assert all(record["at_input_geometry"] for record in index)
 
 
 def test_two_process_ddp_on_cpu(tmp_path):

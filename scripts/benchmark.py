@@ -11,11 +11,11 @@ one file can collect several runs. Every timing is the median over ``repeats`` r
 
 ``lesion_synthesis``: throughput (images/s) of :class:`radlas_monai.transforms.RandLesionSynthesis` on whole
 batches on the device, without and with lung masks, next to the corruption of MONAI's self-supervised ViTAutoEnc
-recipe (``OneOf`` of two ``RandCoarseDropoutd`` then ``RandCoarseShuffled``, applied image by image as that recipe's
-dataset pipeline does) on the same images, and their ratio. The recipe's parameters are those of MONAI's tutorial
-(``self_supervised_pretraining/ssl_script_train.py``: 96^3 patches; dropout ``holes=6, spatial_size=5,
-max_spatial_size=32`` or ``holes=6, spatial_size=20, max_spatial_size=64, dropout_holes=False``; shuffle
-``holes=10, spatial_size=8, prob=0.8``), with every size scaled by ``image_size / 96`` for 2D images.
+recipe on the same images: its two coarse dropout + shuffle views per image (:class:`radlas_monai.baselines.
+RecipeViews`, the tutorial's ``OneOf`` of two ``RandCoarseDropoutd`` then ``RandCoarseShuffled``), made image by
+image as that recipe's data loader does, and their ratio.
+
+``pretrain_throughput``: one real training step of each side at the same encoder size, image size and batch.
 """
 
 from __future__ import annotations
@@ -33,12 +33,10 @@ from typing import Any
 import fire
 import monai
 import torch
-from monai.transforms import Compose, OneOf, RandCoarseDropoutd, RandCoarseShuffled
 
+from radlas_monai.baselines.views import RecipeViews, make_views_batch
 from radlas_monai.transforms.lesion_synthesis import RandLesionSynthesis
 from radlas_monai.transforms.lesion_synthesis.regions import default_lung_fields
-
-TUTORIAL_PATCH = 96  # side of the 3D patches MONAI's self-supervised tutorial corrupts
 
 
 def time_median(run: Callable[[], Any], repeats: int, device: str = "cpu", warmup: int = 1) -> float:
@@ -79,6 +77,22 @@ def write_json(path: str | os.PathLike, section: str, result: dict[str, Any]) ->
     path.write_text(json.dumps(report, indent=2) + "\n")
 
 
+def finish_section(
+    name: str, title: str, settings: dict[str, Any], rows: list[dict[str, Any]], output: str | None
+) -> dict[str, Any]:
+    """Print a section's table and write it under ``name`` in the JSON ``output`` (None: do not write).
+
+    Returns:
+        The section: ``settings``, the thread count, the statistic used, and ``rows`` under ``results``.
+    """
+    result = {**settings, "torch_threads": torch.get_num_threads(), "statistic": "median after 1 warm-up run"}
+    result["results"] = rows
+    print_table(title, rows)
+    if output:
+        write_json(output, name, result)
+    return result
+
+
 def environment() -> dict[str, Any]:
     """Versions and hardware the numbers were measured with."""
     return {
@@ -101,40 +115,6 @@ def radiograph_batch(batch: int, size: int, device: str, seed: int = 0) -> tuple
     texture = 0.04 * torch.rand(batch, 1, size, size, generator=generator)
     images = (0.8 - lung * (0.5 - ribs - texture)).clamp(0, 1)
     return images.to(device), lung.expand(batch, 1, size, size).contiguous().to(device)
-
-
-def coarse_recipe(size: int) -> Compose:
-    """The ViTAutoEnc self-supervised corruption of MONAI's tutorial, sizes scaled from 96^3 patches to ``size``."""
-    scale = size / TUTORIAL_PATCH
-
-    def px(value: int) -> int:
-        return max(1, round(value * scale))
-
-    return Compose(
-        [
-            OneOf(
-                [
-                    RandCoarseDropoutd(
-                        keys="image",
-                        prob=1.0,
-                        holes=6,
-                        spatial_size=px(5),
-                        dropout_holes=True,
-                        max_spatial_size=px(32),
-                    ),
-                    RandCoarseDropoutd(
-                        keys="image",
-                        prob=1.0,
-                        holes=6,
-                        spatial_size=px(20),
-                        dropout_holes=False,
-                        max_spatial_size=px(64),
-                    ),
-                ]
-            ),
-            RandCoarseShuffled(keys="image", prob=0.8, holes=10, spatial_size=px(8)),
-        ]
-    )
 
 
 def lesion_synthesis(
@@ -170,18 +150,9 @@ def lesion_synthesis(
         torch.set_num_threads(int(threads))
     sizes = [int(s) for s in ([sizes] if isinstance(sizes, int) else sizes)]
     rows = [_lesion_synthesis_row(size, batch_size, repeats, device, seed) for size in sizes]
-    result = {
-        "device": str(device),
-        "batch_size": batch_size,
-        "repeats": repeats,
-        "torch_threads": torch.get_num_threads(),
-        "statistic": "median after 1 warm-up run",
-        "results": rows,
-    }
-    print_table(f"lesion synthesis vs. MONAI coarse dropout + shuffle ({device}, batch {batch_size})", rows)
-    if output:
-        write_json(output, "lesion_synthesis", result)
-    return result
+    title = f"lesion synthesis vs. MONAI ViTAutoEnc recipe views ({device}, batch {batch_size})"
+    settings = {"device": str(device), "batch_size": batch_size, "repeats": repeats}
+    return finish_section("lesion_synthesis", title, settings, rows, output)
 
 
 def _lesion_synthesis_row(size: int, batch_size: int, repeats: int, device: str, seed: int) -> dict[str, Any]:
@@ -189,10 +160,10 @@ def _lesion_synthesis_row(size: int, batch_size: int, repeats: int, device: str,
     images, lungs = radiograph_batch(batch_size, size, device, seed)
     synthesis = RandLesionSynthesis(prob=0.8)
     synthesis.set_random_state(seed)
-    recipe = coarse_recipe(size).set_random_state(seed)
+    views = RecipeViews(keys="image").set_random_state(seed)
     plain = time_median(lambda: synthesis(images), repeats, device)
     masked = time_median(lambda: synthesis(images, lung_mask=lungs), repeats, device)
-    baseline = time_median(lambda: [recipe({"image": image}) for image in images], repeats, device)
+    baseline = time_median(lambda: make_views_batch(images, views), repeats, device)
     return {
         "size": size,
         "lesion_synthesis_images_per_s": batch_size / plain,
@@ -256,18 +227,9 @@ def pretrain_throughput(
         torch.set_num_threads(int(threads))
     presets = [presets] if isinstance(presets, str) else list(presets)
     rows = [_pretrain_row(preset, image_size, batch_size, repeats, device, amp, seed) for preset in presets]
-    result = {
-        "device": str(device),
-        "amp": amp,
-        "repeats": repeats,
-        "torch_threads": torch.get_num_threads(),
-        "statistic": "median after 1 warm-up step",
-        "results": rows,
-    }
-    print_table(f"pretraining step throughput, RadLAS vs. MONAI ViTAutoEnc SSL recipe ({device})", rows)
-    if output:
-        write_json(output, "pretrain_throughput", result)
-    return result
+    title = f"pretraining step throughput, RadLAS vs. MONAI ViTAutoEnc SSL recipe ({device})"
+    settings = {"device": str(device), "amp": amp, "repeats": repeats}
+    return finish_section("pretrain_throughput", title, settings, rows, output)
 
 
 def _pretrain_row(

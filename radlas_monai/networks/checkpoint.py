@@ -45,11 +45,12 @@ def load_state_dict_file(path: str | os.PathLike) -> Mapping[str, object]:
     """Load a checkpoint file safely (``weights_only=True``, tensors mapped to CPU).
 
     Raises:
-        FileNotFoundError: when ``path`` does not exist.
+        CheckpointError: the file is missing, empty, truncated, corrupt or holds more than tensors and plain types
+            (see :func:`radlas_monai.handlers.checkpoint_io.load_checkpoint`, the one loader of the project).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint file not found: {os.fspath(path)!r}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from radlas_monai.handlers.checkpoint_io import load_checkpoint
+
+    return load_checkpoint(path, map_location="cpu")
 
 
 def _unwrap(checkpoint: Mapping[str, object]) -> Mapping[str, object]:

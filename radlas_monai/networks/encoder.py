@@ -228,7 +228,7 @@ class RadLASEncoder(nn.Module):
 
         Raises:
             RuntimeError: when ``strict`` and any key is missing, unexpected or of another shape.
-            FileNotFoundError: when a path is given that does not exist.
+            CheckpointError: when a path is given that is missing, empty, truncated or corrupt.
         """
         source = extract_encoder_state_dict(state_dict_or_path)
         own = self.state_dict()

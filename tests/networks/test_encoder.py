@@ -184,6 +184,17 @@ def test_load_from_pretrain_non_strict_loads_what_matches(caplog) -> None:
     assert torch.equal(target.norm.bias, before)
 
 
-def test_load_from_pretrain_missing_file(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
-        _encoder().load_from_pretrain(tmp_path / "nope.pt")
+@pytest.mark.parametrize(
+    "content, reason",
+    [(None, "does not exist"), (b"", "empty"), (b"PK\x03\x04 truncated zip", "")],
+    ids=["missing", "zero-byte", "corrupt"],
+)
+def test_load_from_pretrain_bad_file_names_file_and_cause(tmp_path, content, reason) -> None:
+    from radlas_monai.handlers.checkpoint_io import CheckpointError
+
+    path = tmp_path / "nope.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="nope.pt") as caught:
+        _encoder().load_from_pretrain(path)
+    assert reason in caught.value.reason

@@ -63,6 +63,21 @@ def sphere_profile(rho: torch.Tensor, sharpness: torch.Tensor | float = 0.5) -> 
     return (1.0 - rho * rho).clamp_(min=0.0).pow_(sharpness)
 
 
+def ellipse_frame(radius: np.ndarray, minor: np.ndarray, angle: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The four per-lesion terms :func:`rotated_coords` reads, for ellipses with semi-axes ``radius`` and ``minor``.
+
+    Args:
+        radius: ``(N,)`` semi-axis along the rotated u axis, in mm.
+        minor: ``(N,)`` semi-axis along the v axis, in mm.
+        angle: ``(N,)`` rotation from the image x axis, in radians.
+
+    Returns:
+        ``(cos/radius, sin/radius, cos/minor, sin/minor)``, each ``(N,)``.
+    """
+    cos, sin = np.cos(angle), np.sin(angle)
+    return cos / radius, sin / radius, cos / minor, sin / minor
+
+
 def rotated_coords(dy: torch.Tensor, dx: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Coordinates of every patch pixel in each lesion's own rotated, axis-normalised frame.
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from radlas_monai.transforms.lesion_synthesis.families.base import LesionFamily, LesionPatches, log_uniform, uniform
-from radlas_monai.transforms.lesion_synthesis.shapes import rotated_coords, smoothstep
+from radlas_monai.transforms.lesion_synthesis.shapes import ellipse_frame, rotated_coords, smoothstep
 
 __all__ = ["ForeignPatchFamily"]
 
@@ -61,10 +61,7 @@ class ForeignPatchFamily(LesionFamily):
         minor = radius * uniform(p[:, 2], self.aspect)
         angle = p[:, 3] * np.pi
         cos_a, sin_a, cos_b, sin_b, edge, opacity, match = patches.per_lesion(
-            np.cos(angle) / radius,
-            np.sin(angle) / radius,
-            np.cos(angle) / minor,
-            np.sin(angle) / minor,
+            *ellipse_frame(radius, minor, angle),
             uniform(p[:, 4], self.edge),
             uniform(p[:, 1], self.opacity),
             uniform(p[:, 5], self.match),

@@ -12,7 +12,7 @@ from radlas_monai.transforms.lesion_synthesis.families.base import (
     screen_density,
     uniform,
 )
-from radlas_monai.transforms.lesion_synthesis.shapes import rotated_coords, smoothstep, sphere_profile
+from radlas_monai.transforms.lesion_synthesis.shapes import ellipse_frame, rotated_coords, smoothstep, sphere_profile
 
 __all__ = ["NoduleFamily"]
 
@@ -86,10 +86,7 @@ class NoduleFamily(LesionFamily):
         edge = np.maximum(uniform(p[:, 7], self.edge), 1.0 / radius)
         contrast = np.minimum(uniform(p[:, 3], self.contrast) * np.sqrt(diameter / 20.0), 0.7)
         cos_a, sin_a, cos_b, sin_b, lob, sharp, edge, contrast, tex = patches.per_lesion(
-            np.cos(angle) / radius,
-            np.sin(angle) / radius,
-            np.cos(angle) / minor,
-            np.sin(angle) / minor,
+            *ellipse_frame(radius, minor, angle),
             lobulation,
             uniform(p[:, 4], self.sharpness),
             edge,

@@ -12,7 +12,7 @@ from radlas_monai.transforms.lesion_synthesis.families.base import (
     screen_density,
     uniform,
 )
-from radlas_monai.transforms.lesion_synthesis.shapes import rotated_coords, smoothstep
+from radlas_monai.transforms.lesion_synthesis.shapes import ellipse_frame, rotated_coords, smoothstep
 
 __all__ = ["AirspaceOpacityFamily"]
 
@@ -70,10 +70,7 @@ class AirspaceOpacityFamily(LesionFamily):
         minor = radius * uniform(p[:, 1], self.aspect)
         angle = p[:, 2] * np.pi
         cos_a, sin_a, cos_b, sin_b, threshold, softness, contrast = patches.per_lesion(
-            np.cos(angle) / radius,
-            np.sin(angle) / radius,
-            np.cos(angle) / minor,
-            np.sin(angle) / minor,
+            *ellipse_frame(radius, minor, angle),
             uniform(p[:, 4], self.threshold),
             uniform(p[:, 5], self.softness),
             uniform(p[:, 3], self.contrast),

@@ -1,273 +1,326 @@
-"""Benchmarks of the RadLAS pipeline, one function per section, results printed as a table and saved as JSON.
+"""RadLAS performance benchmark (issue 8): one command, every comparison side by side, a table and a JSON report.
 
 Usage::
 
-    python scripts/benchmark.py lesion_synthesis --sizes=[256,512] --batch_size=32 --repeats=5 --device=cpu \\
-        --output=benchmark.json
-    python scripts/benchmark.py lesion_synthesis --quick --output=benchmark.json   # CI smoke run (tiny, 1 repeat)
+    python scripts/benchmark.py all --output=benchmark.json                 # every section, CPU defaults
+    python scripts/benchmark.py all --device=cuda --output=benchmark.json   # GPU: base preset, bf16 autocast, MFU
+    python scripts/benchmark.py all --quick                                 # CI smoke run (tiny sizes, 1 repeat)
+    python scripts/benchmark.py pretrain_throughput --presets "['tiny']" --repeats 3   # one section
 
-Sections write their results under their own key of the JSON file (other sections already there are kept), so
-one file can collect several runs. Every timing is the median over ``repeats`` runs after one warm-up run.
+Sections (each also a command of its own; each writes its JSON key, other keys of the file are kept):
 
-``lesion_synthesis``: throughput (images/s) of :class:`radlas_monai.transforms.RandLesionSynthesis` on whole
-batches on the device, without and with lung masks, next to the corruption of MONAI's self-supervised ViTAutoEnc
-recipe on the same images: its two coarse dropout + shuffle views per image (:class:`radlas_monai.baselines.
-RecipeViews`, the tutorial's ``OneOf`` of two ``RandCoarseDropoutd`` then ``RandCoarseShuffled``), made image by
-image as that recipe's data loader does, and their ratio.
+1. ``pretrain_throughput``: training step images/s, RadLAS (lesion synthesis included) versus MONAI's ViTAutoEnc
+   recipe at the same encoder, size and batch (:mod:`radlas_monai.benchmarking.pretrain`); FLOPs, and MFU on GPUs.
+2. ``lesion_synthesis``: batched lesion synthesis on the device versus the recipe's views and versus the model's
+   training step; ``data_loader``: the pretrain bundle's cached loader feeding real steps
+   (:mod:`radlas_monai.benchmarking.pipeline`).
+3. ``localization``: lesion-map latency per image at 512 px, batch 1 and 16, RadLAS versus DenseNet121 + Grad-CAM
+   (:mod:`radlas_monai.benchmarking.localization`).
+4. Peak memory of every contender (process RSS on CPU, ``torch.cuda.max_memory_allocated`` on GPU).
 
-``pretrain_throughput``: one real training step of each side at the same encoder size, image size and batch.
+Every figure is a median over repeats after warm-up; contenders of one comparison run interleaved (A, B, A, B) in
+one process, and each ratio is given with the range of its per-round ratios (the noise).
 """
 
 from __future__ import annotations
 
 import functools
-import json
+import logging
 import os
-import platform
-import statistics
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import fire
-import monai
 import torch
 
-from radlas_monai.baselines.views import RecipeViews, make_views_batch
-from radlas_monai.transforms.lesion_synthesis import RandLesionSynthesis
-from radlas_monai.transforms.lesion_synthesis.regions import default_lung_fields
+from radlas_monai.benchmarking.localization import LOCALIZATION_PRESET, localization_row
+from radlas_monai.benchmarking.pipeline import LOADERS, loader_row, synthesis_row
+from radlas_monai.benchmarking.pretrain import pretrain_rows
+from radlas_monai.benchmarking.report import finish_section, format_table, write_json
+
+logger = logging.getLogger("radlas_monai.benchmark")
+
+TARGETS = {
+    "pretrain_throughput": 1.0,  # RadLAS step images/s over the ViTAutoEnc recipe's, equal encoder
+    "lesion_synthesis": 10.0,  # synthesis images/s over the model's training images/s, same size
+    "localization": 2.0,  # DenseNet121 + Grad-CAM time over RadLAS time at 512 px
+    "data_loader": 1.0,  # loader headroom: step time over the wait for a batch
+}
 
 
-def time_median(run: Callable[[], Any], repeats: int, device: str = "cpu", warmup: int = 1) -> float:
-    """Median wall time in seconds of ``run()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
-    synchronize = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-    for _ in range(warmup):
-        run()
-    synchronize()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        run()
-        synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def print_table(title: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Print ``rows`` (dicts with the same keys) as an aligned text table under ``title``."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    cells = [[_format(row[c]) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print(f"\n{title}")
-    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
-    for row in cells:
-        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
-
-
-def write_json(path: str | os.PathLike, section: str, result: dict[str, Any]) -> None:
-    """Store ``result`` under ``section`` in the JSON file at ``path``, keeping the other sections."""
-    path = Path(path)
-    report = json.loads(path.read_text()) if path.exists() else {}
-    report[section] = result
-    report["environment"] = environment()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-
-
-def finish_section(
-    name: str, title: str, settings: dict[str, Any], rows: list[dict[str, Any]], output: str | None
-) -> dict[str, Any]:
-    """Print a section's table and write it under ``name`` in the JSON ``output`` (None: do not write).
-
-    Returns:
-        The section: ``settings``, the thread count, the statistic used, and ``rows`` under ``results``.
-    """
-    result = {**settings, "torch_threads": torch.get_num_threads(), "statistic": "median after 1 warm-up run"}
-    result["results"] = rows
-    print_table(title, rows)
-    if output:
-        write_json(output, name, result)
-    return result
-
-
-def environment() -> dict[str, Any]:
-    """Versions and hardware the numbers were measured with."""
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
-def radiograph_batch(batch: int, size: int, device: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deterministic chest-like test images ``(B, 1, S, S)`` in [0, 1] and their lung masks."""
-    generator = torch.Generator().manual_seed(seed)
-    lung = default_lung_fields(size, size, "cpu").float()
-    rows = torch.linspace(0, 1, size).view(1, 1, size, 1)
-    phase = torch.rand(batch, 1, 1, 1, generator=generator)
-    ribs = 0.08 * torch.sin(2 * torch.pi * (9 * rows + phase)).clamp_min(0)
-    texture = 0.04 * torch.rand(batch, 1, size, size, generator=generator)
-    images = (0.8 - lung * (0.5 - ribs - texture)).clamp(0, 1)
-    return images.to(device), lung.expand(batch, 1, size, size).contiguous().to(device)
-
-
-def lesion_synthesis(
-    sizes: Sequence[int] = (256, 512),
-    batch_size: int = 32,
-    repeats: int = 5,
-    device: str = "cpu",
-    output: str | None = "benchmark.json",
-    quick: bool = False,
-    threads: int | None = 1,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Lesion-synthesis throughput next to MONAI's coarse dropout + shuffle recipe, on the same images.
-
-    Args:
-        sizes: image sides to measure.
-        batch_size: images per batch (the lesion synthesis runs on whole batches, the recipe image by image).
-        repeats: timed runs per measurement (the median is reported).
-        device: ``"cpu"`` or a CUDA device.
-        output: JSON file to write the section to (None: do not write).
-        quick: CI smoke mode: 64-px images, batches of 4, one repeat (overrides the three above).
-        threads: ``torch.set_num_threads`` for the run; default 1, the usual data-loader worker setting (both
-            transforms are then measured on one core; on a busy machine, intra-op threads of many small tensor ops
-            contend badly). 0 or None keeps torch's default.
-        seed: seed of the images and of both transforms.
-
-    Returns:
-        The section: settings and one result row per size.
-    """
-    if quick:
-        sizes, batch_size, repeats = (64,), 4, 1
+def _setup(device: str, threads: int | None, amp: bool | None, quick: bool = False) -> tuple[str, bool]:
+    """Apply the thread count (``--quick`` defaults to one: CI shares its cores), check the device, resolve amp."""
+    threads = threads or (1 if quick else None)
     if threads:
         torch.set_num_threads(int(threads))
-    sizes = [int(s) for s in ([sizes] if isinstance(sizes, int) else sizes)]
-    rows = [_lesion_synthesis_row(size, batch_size, repeats, device, seed) for size in sizes]
-    title = f"lesion synthesis vs. MONAI ViTAutoEnc recipe views ({device}, batch {batch_size})"
-    settings = {"device": str(device), "batch_size": batch_size, "repeats": repeats}
-    return finish_section("lesion_synthesis", title, settings, rows, output)
+    device = str(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {device} was asked for but torch sees no CUDA device")
+    return device, bool(device.startswith("cuda") if amp is None else amp)
 
 
-def _lesion_synthesis_row(size: int, batch_size: int, repeats: int, device: str, seed: int) -> dict[str, Any]:
-    """One row of the lesion-synthesis section: throughputs at one image size."""
-    images, lungs = radiograph_batch(batch_size, size, device, seed)
-    synthesis = RandLesionSynthesis(prob=0.8)
-    synthesis.set_random_state(seed)
-    views = RecipeViews(keys="image").set_random_state(seed)
-    plain = time_median(lambda: synthesis(images), repeats, device)
-    masked = time_median(lambda: synthesis(images, lung_mask=lungs), repeats, device)
-    baseline = time_median(lambda: make_views_batch(images, views), repeats, device)
-    return {
-        "size": size,
-        "lesion_synthesis_images_per_s": batch_size / plain,
-        "lesion_synthesis_lung_mask_images_per_s": batch_size / masked,
-        "coarse_dropout_shuffle_images_per_s": batch_size / baseline,
-        "speedup": baseline / plain,
-        "speedup_lung_mask": baseline / masked,
-    }
+def _ints(values: int | Sequence[int]) -> list[int]:
+    return [int(values)] if isinstance(values, (int, str)) else [int(v) for v in values]
 
 
-def _fake_engine(network: torch.nn.Module, optimizer: Any, loss_function: Any, device: str) -> Any:
-    """The few attributes a MONAI trainer gives an ``iteration_update``: the real steps run unchanged."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(
-        network=network,
-        optimizer=optimizer,
-        loss_function=loss_function,
-        non_blocking=False,
-        state=SimpleNamespace(device=torch.device(device), iteration=1),
-    )
+def _strings(values: str | Sequence[str]) -> list[str]:
+    return [values] if isinstance(values, str) else [str(v) for v in values]
 
 
 def pretrain_throughput(
-    presets: Sequence[str] = ("tiny", "small"),
-    image_size: int = 256,
-    batch_size: int = 8,
+    presets: Sequence[str] | None = None,
+    image_sizes: Sequence[int] | None = None,
+    batch_size: int | None = None,
     repeats: int = 5,
     device: str = "cpu",
     output: str | None = "benchmark.json",
     quick: bool = False,
     threads: int | None = None,
-    amp: bool = False,
+    amp: bool | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+    memory: bool = True,
+    peak_tflops: float | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Pretraining step throughput: RadLAS versus MONAI's self-supervised ViTAutoEnc recipe, same encoder and batch.
-
-    Both sides run their real training step (``RadLASPretrainStep`` and ``ViTAutoEncRecipeStep``: forward, loss,
-    backward, optimizer step) on the same images. RadLAS's step includes lesion synthesis of the batch on the
-    device; the recipe's includes making its two coarse dropout + shuffle views of every image (as its data loader
-    would) and two forward passes, one per view.
+    """Pretraining step throughput, RadLAS versus MONAI's ViTAutoEnc SSL recipe (same encoder, size and batch).
 
     Args:
-        presets: encoder presets (the same width and depth on both sides).
-        image_size: image side.
-        batch_size: images per step.
-        repeats: timed steps per measurement (the median is reported).
+        presets: encoder presets; default ``tiny`` and ``small`` on CPU, ``base`` on GPU.
+        image_sizes: image sides; default 256 on CPU, 224 and 512 on GPU.
+        batch_size: images per step; default 8 on CPU, 32 on GPU.
+        repeats: interleaved timed rounds (the median is reported).
         device: ``"cpu"`` or a CUDA device.
         output: JSON file to write the section to (None: do not write).
         quick: CI smoke mode: tiny preset, 64 px, batch 2, one repeat.
-        threads: ``torch.set_num_threads`` (None keeps torch's default).
-        amp: bf16 autocast on both sides.
-        seed: seed of the images, the weights and the augmentations.
+        threads: ``torch.set_num_threads`` (None keeps torch's default; 1 with ``quick``).
+        amp: bf16 autocast on both sides; default on for CUDA, off on CPU.
+        channels_last: channels-last memory format for both networks' convolutions.
+        compile: ``torch.compile`` both networks.
+        memory: measure each side's peak memory.
+        peak_tflops: the device's dense bf16 peak (TFLOP/s) for MFU when the built-in table does not know it.
+        seed: seed of the images, weights and augmentations.
 
     Returns:
-        The section: settings and one row per preset.
+        The section: settings and one row per preset and size.
     """
+    device, amp = _setup(device, threads, amp, quick)
+    cuda = device.startswith("cuda")
+    presets = _strings(presets or (("base",) if cuda else ("tiny", "small")))
+    image_sizes = _ints(image_sizes or ((224, 512) if cuda else (256,)))
+    batch_size = int(batch_size or (32 if cuda else 8))
     if quick:
-        presets, image_size, batch_size, repeats = ("tiny",), 64, 2, 1
-    if threads:
-        torch.set_num_threads(int(threads))
-    presets = [presets] if isinstance(presets, str) else list(presets)
-    rows = [_pretrain_row(preset, image_size, batch_size, repeats, device, amp, seed) for preset in presets]
-    title = f"pretraining step throughput, RadLAS vs. MONAI ViTAutoEnc SSL recipe ({device})"
-    settings = {"device": str(device), "amp": amp, "repeats": repeats}
-    return finish_section("pretrain_throughput", title, settings, rows, output)
+        presets, image_sizes, batch_size, repeats = ["tiny"], [64], 2, 1
+    options = {"amp": amp, "channels_last": channels_last, "compile": compile, "memory": memory}
+    rows = pretrain_rows(
+        presets, image_sizes, batch_size, repeats, device, peak_tflops=peak_tflops, seed=seed, **options
+    )
+    columns = [
+        "preset", "size", "batch", "radlas_images_per_s", "vit_autoenc_recipe_images_per_s",
+        "vit_autoenc_recipe_model_only_images_per_s", "ratio_radlas_over_recipe", "ratio_range",
+        "ratio_radlas_over_recipe_model_only", "radlas_gflop_per_image", "vit_autoenc_recipe_gflop_per_image",
+        "radlas_mfu", "radlas_peak_memory_mib", "vit_autoenc_recipe_peak_memory_mib",
+    ]  # fmt: skip
+    title = f"1. pretraining step throughput (images/s), RadLAS vs. MONAI ViTAutoEnc SSL recipe ({device}, amp={amp})"
+    settings = {"device": device, "amp": amp, "channels_last": channels_last, "compile": compile, "repeats": repeats}
+    return finish_section("pretrain_throughput", title, settings, rows, output, columns, echo=print)
 
 
-def _pretrain_row(
-    preset: str, image_size: int, batch_size: int, repeats: int, device: str, amp: bool, seed: int
-) -> dict:
-    """One row of the pretraining section: both real training steps for one encoder preset."""
-    from radlas_monai.baselines import ViTAutoEncRecipeStep, build_recipe_optimizer, build_vit_autoenc
-    from radlas_monai.baselines.views import RecipeViews
-    from radlas_monai.engines.pretrain import RadLASPretrainStep
-    from radlas_monai.losses import RadLASLoss
-    from radlas_monai.networks import RadLAS
+def lesion_synthesis(
+    sizes: Sequence[int] = (256, 512),
+    batch_size: int = 16,
+    repeats: int = 5,
+    device: str = "cpu",
+    output: str | None = "benchmark.json",
+    quick: bool = False,
+    threads: int | None = None,
+    amp: bool | None = None,
+    memory: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Lesion synthesis on the device vs. the recipe's coarse dropout + shuffle views vs. the RadLAS training step.
 
-    images, lungs = radiograph_batch(batch_size, image_size, device, seed)
-    batch = {"image": images, "lung_mask": lungs}
-    torch.manual_seed(seed)
-    radlas = RadLAS(preset=preset, img_size=image_size).to(device)
-    synthesis = RandLesionSynthesis(prob=0.8)
-    synthesis.set_random_state(seed)
-    radlas_step = RadLASPretrainStep(synthesis, amp=amp)
-    radlas_optimizer = torch.optim.AdamW(radlas.parameters(), lr=3e-4)
-    radlas_engine = _fake_engine(radlas, radlas_optimizer, RadLASLoss().to(device), device)
-    recipe = build_vit_autoenc(preset, img_size=image_size).to(device)
-    recipe_step = ViTAutoEncRecipeStep(views=RecipeViews(keys="image").set_random_state(seed), amp=amp)
-    recipe_engine = _fake_engine(recipe, build_recipe_optimizer(recipe), None, device)
-    radlas_time = time_median(lambda: radlas_step(radlas_engine, batch), repeats, device)
-    recipe_time = time_median(lambda: recipe_step(recipe_engine, {"image": images}), repeats, device)
-    return {
-        "preset": preset,
-        "size": image_size,
-        "batch": batch_size,
-        "radlas_images_per_s": batch_size / radlas_time,
-        "vit_autoenc_recipe_images_per_s": batch_size / recipe_time,
-        "ratio_radlas_over_recipe": recipe_time / radlas_time,
+    Args:
+        sizes: image sides.
+        batch_size: images per batch (the pretrain bundle's 16).
+        repeats: interleaved timed rounds.
+        device: ``"cpu"`` or a CUDA device (the synthesis runs there, as in training).
+        output: JSON file (None: do not write).
+        quick: CI smoke mode: 64 px, batch 2, one repeat.
+        threads: ``torch.set_num_threads`` (None keeps torch's default, the training process's setting).
+        amp: bf16 autocast in the training step; default on for CUDA.
+        memory: measure the peak memory of the synthesis and of the views.
+        seed: seed of the images and of every transform.
+
+    Returns:
+        The section: settings and one row per size.
+    """
+    device, amp = _setup(device, threads, amp, quick)
+    sizes = _ints(sizes)
+    if quick:
+        sizes, batch_size, repeats = [64], 2, 1
+    rows = [synthesis_row(s, batch_size, repeats, device, amp=amp, memory=memory, seed=seed) for s in sizes]
+    columns = [
+        "size", "batch", "lesion_synthesis_lung_mask_images_per_s", "lesion_synthesis_images_per_s",
+        "coarse_dropout_shuffle_images_per_s", "radlas_tiny_training_images_per_s", "speedup_vs_recipe_views",
+        "synthesis_over_training", "synthesis_over_training_range", "synthesis_peak_memory_mib",
+        "recipe_views_peak_memory_mib",
+    ]  # fmt: skip
+    title = f"2a. lesion synthesis (images/s) vs. recipe views vs. RadLAS tiny training step ({device})"
+    settings = {"device": device, "amp": amp, "batch_size": batch_size, "repeats": repeats}
+    return finish_section("lesion_synthesis", title, settings, rows, output, columns, echo=print)
+
+
+def data_loader(
+    loaders: Sequence[str] = LOADERS,
+    num_images: int = 64,
+    source_size: int = 512,
+    image_size: int = 256,
+    batch_size: int = 16,
+    epochs: int = 2,
+    num_workers: int = 0,
+    device: str = "cpu",
+    output: str | None = "benchmark.json",
+    quick: bool = False,
+    threads: int | None = None,
+    amp: bool | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The pretrain bundle's cached loader feeding real RadLAS (tiny) training steps: does the model ever wait?
+
+    Args:
+        loaders: ``DataLoader`` (the bundle's) and/or ``ThreadDataLoader``.
+        num_images: PNG radiographs written to a temporary folder and cached.
+        source_size: side of those files (resized by the bundle's ``Resized`` to ``image_size``).
+        image_size: training size.
+        batch_size: images per batch.
+        epochs: timed epochs of the fed loop.
+        num_workers: loader workers (the bundle's default is 0).
+        device: the training device.
+        output: JSON file (None: do not write).
+        quick: CI smoke mode: 8 images of 64 px at 64 px, batch 2, one epoch.
+        threads: ``torch.set_num_threads`` (None keeps torch's default; 1 with ``quick``).
+        amp: bf16 autocast in the step; default on for CUDA.
+        seed: seed of the images, the shuffling and the step.
+
+    Returns:
+        The section: settings and one row per loader.
+    """
+    device, amp = _setup(device, threads, amp, quick)
+    if quick:
+        num_images, source_size, image_size, batch_size, epochs = 8, 64, 64, 2, 1
+    options = {"num_workers": num_workers, "amp": amp, "seed": seed}
+    rows = [
+        loader_row(kind, num_images, source_size, image_size, batch_size, epochs, device, **options)
+        for kind in _strings(loaders)
+    ]
+    title = f"2b. pretrain bundle loader (CacheDataset) feeding RadLAS tiny training steps ({device})"
+    settings = {"device": device, "amp": amp, "epochs": epochs}
+    return finish_section("data_loader", title, settings, rows, output, None, echo=print)
+
+
+def localization(
+    batch_sizes: Sequence[int] = (1, 16),
+    image_size: int = 512,
+    repeats: int = 5,
+    device: str = "cpu",
+    output: str | None = "benchmark.json",
+    quick: bool = False,
+    threads: int | None = None,
+    amp: bool | None = None,
+    channels_last: bool = False,
+    memory: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Lesion-map latency per image, RadLAS (preset tiny, the lesion_localization bundle's) vs. DenseNet121 + Grad-CAM.
+
+    Args:
+        batch_sizes: batch sizes to measure.
+        image_size: input side (512, the bundle's inference size).
+        repeats: interleaved timed rounds.
+        device: ``"cpu"`` or a CUDA device.
+        output: JSON file (None: do not write).
+        quick: CI smoke mode: 64 px, batches 1 and 2, one repeat.
+        threads: ``torch.set_num_threads`` (None keeps torch's default; 1 with ``quick``).
+        amp: bf16 autocast on both sides; default on for CUDA.
+        channels_last: channels-last memory format for both networks.
+        memory: measure each side's peak memory.
+        seed: seed of the images.
+
+    Returns:
+        The section: settings and one row per batch size.
+    """
+    device, amp = _setup(device, threads, amp, quick)
+    batch_sizes = _ints(batch_sizes)
+    if quick:
+        batch_sizes, image_size, repeats = [1, 2], 64, 1
+    options = {"amp": amp, "channels_last": channels_last, "memory": memory, "seed": seed}
+    rows = [localization_row(b, image_size, repeats, device, **options) for b in batch_sizes]
+    title = f"3. localization latency per image, RadLAS {LOCALIZATION_PRESET} vs. DenseNet121 + Grad-CAM ({device})"
+    settings = {"device": device, "amp": amp, "channels_last": channels_last, "repeats": repeats}
+    return finish_section("localization", title, settings, rows, output, None, echo=print)
+
+
+def _target_rows(sections: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per measured ratio with its target, for the closing table of ``all``."""
+    picks = {
+        "pretrain_throughput": ("ratio_radlas_over_recipe", lambda r: f"{r['preset']} {r['size']} px"),
+        "lesion_synthesis": ("synthesis_over_training", lambda r: f"{r['size']} px"),
+        "localization": ("speedup", lambda r: f"{r['size']} px, batch {r['batch']}"),
+        "data_loader": ("loader_headroom", lambda r: r["loader"]),
     }
+    rows = []
+    for name, (key, label) in picks.items():
+        for row in sections.get(name, {}).get("results", []):
+            rows.append(
+                {
+                    "section": name,
+                    "case": label(row),
+                    "ratio": row[key],
+                    "target": TARGETS[name],
+                    "met": row[key] >= TARGETS[name],
+                }
+            )
+    return rows
 
 
-def _format(value: Any) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+def run_all(
+    device: str = "cpu",
+    output: str | None = "benchmark.json",
+    quick: bool = False,
+    repeats: int = 5,
+    threads: int | None = None,
+    amp: bool | None = None,
+    memory: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every section with its defaults for ``device``, then one table of the ratios against their targets.
+
+    Args:
+        device: ``"cpu"`` or a CUDA device.
+        output: JSON file (None: do not write).
+        quick: CI smoke mode for every section.
+        repeats: interleaved timed rounds of every timed section.
+        threads: ``torch.set_num_threads`` (None keeps torch's default; 1 with ``quick``).
+        amp: bf16 autocast; default on for CUDA, off on CPU.
+        memory: measure peak memory.
+        seed: seed of everything.
+
+    Returns:
+        ``{section name: section}`` plus ``targets``: the ratio rows.
+    """
+    common = {"device": device, "output": output, "quick": quick, "threads": threads, "amp": amp, "seed": seed}
+    sections = {
+        "pretrain_throughput": pretrain_throughput(repeats=repeats, memory=memory, **common),
+        "lesion_synthesis": lesion_synthesis(repeats=repeats, memory=memory, **common),
+        "data_loader": data_loader(**common),
+        "localization": localization(repeats=repeats, memory=memory, **common),
+    }
+    targets = _target_rows(sections)
+    print("\n" + format_table("targets: each ratio measured side by side in this run", targets))
+    if output:
+        write_json(output, "targets", {"results": targets})
+    return {**sections, "targets": targets}
 
 
 def _cli(section: Callable[..., dict[str, Any]]) -> Callable[..., None]:
@@ -281,4 +334,13 @@ def _cli(section: Callable[..., dict[str, Any]]) -> Callable[..., None]:
 
 
 if __name__ == "__main__":
-    fire.Fire({"lesion_synthesis": _cli(lesion_synthesis), "pretrain_throughput": _cli(pretrain_throughput)})
+    logging.basicConfig(level=os.environ.get("RADLAS_LOG_LEVEL", "WARNING"))
+    fire.Fire(
+        {
+            "all": _cli(run_all),
+            "pretrain_throughput": _cli(pretrain_throughput),
+            "lesion_synthesis": _cli(lesion_synthesis),
+            "data_loader": _cli(data_loader),
+            "localization": _cli(localization),
+        }
+    )

@@ -1,4 +1,7 @@
-"""Localization metrics of lesion maps (classification metrics live in :mod:`radlas_monai.metrics.classification`).
+"""Localization metrics of lesion maps and classification metrics of diagnoses.
+
+- :mod:`~radlas_monai.metrics.classification`: per-class AUROC (MONAI ``ROCAUCMetric``), thresholds chosen on
+  validation data, sensitivity / specificity / F1, expected calibration error, ROC plots
 
 - :mod:`~radlas_monai.metrics.localization`: :class:`LocalizationMetrics`, every metric below accumulated per image
 - :mod:`~radlas_monai.metrics.annotation`: :class:`LesionAnnotation` (datalist item -> lesions and regions)
@@ -18,6 +21,16 @@ from radlas_monai.metrics.annotation import UNSPECIFIED_FINDING, Lesion, LesionA
 from radlas_monai.metrics.auroc import PixelAUROC, auc_from_histograms, roc_auc, weighted_auc
 from radlas_monai.metrics.bootstrap import bootstrap_ci, bootstrap_weights, percentile_interval
 from radlas_monai.metrics.box_accuracy import BOX_THRESHOLDS, best_box_overlaps, box_accuracy, box_iobb, box_iou
+from radlas_monai.metrics.classification import (
+    MeanROCAUCMetric,
+    binary_metrics,
+    choose_threshold,
+    classification_report,
+    expected_calibration_error,
+    roc_auc_per_class,
+    roc_curve,
+    write_roc_plot,
+)
 from radlas_monai.metrics.cnr import contrast_to_noise_ratio
 from radlas_monai.metrics.froc import FROC_FP_RATES, froc_curve, froc_sensitivities, jafroc_fom, match_marks
 from radlas_monai.metrics.localization import LocalizationMetrics
@@ -27,6 +40,14 @@ from radlas_monai.metrics.records import ImageRecord, RecordTable, metric_key
 from radlas_monai.metrics.report import DEFAULT_TABLE_KEYS, markdown_table, plot_froc, scalar_metrics
 
 __all__ = [
+    "MeanROCAUCMetric",
+    "binary_metrics",
+    "choose_threshold",
+    "classification_report",
+    "expected_calibration_error",
+    "roc_auc_per_class",
+    "roc_curve",
+    "write_roc_plot",
     "BOX_THRESHOLDS",
     "DEFAULT_TABLE_KEYS",
     "FROC_FP_RATES",

@@ -1,0 +1,220 @@
+"""Localization baselines side by side, same data and budget: one command, one table (issue 5).
+
+Usage::
+
+    python scripts/compare_localization.py --dataset jsrt --image_size 128 --epochs 10 --output_dir /tmp/cmp_loc
+    python scripts/compare_localization.py --dataset synthetic --output_dir /tmp/cmp_loc_syn
+    python scripts/compare_localization.py --quick --output_dir /tmp/cmp_loc_quick        # CI smoke run
+
+Every method is trained on the *training* images only (:mod:`radlas_monai.baselines.pretrain_variants`, cached
+under ``--work_dir``) and scored on the held-out evaluation images by
+:func:`radlas_monai.engines.localization_eval.evaluate_localization`:
+
+- ``radlas``: RadLAS (Task I + II) lesion map;
+- ``reconstruction_only``: RadLAS pretrained without Task II, its lesion map;
+- ``vit_autoenc_residual``: MONAI's ViTAutoEnc recipe, smoothed ``|x - recon|`` (not re-normalised per image, so
+  the map maximum still ranks images);
+- ``normal_ae_residual``: conv autoencoder trained on the normal training images, smoothed ``|x - recon|``;
+- ``densenet121_gradcam``: supervised DenseNet121 (training labels), MONAI Grad-CAM scaled by the class
+  probability (``max_k p_k * cam_k``).
+
+Writes ``comparison.md`` / ``comparison.json`` (table, command, what was trained on what) next to the harness's
+``metrics.json`` / ``metrics.md`` / ``froc.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fire
+import torch
+
+from radlas_monai.baselines import pretrain_variants as pv
+from radlas_monai.networks.grounding import gaussian_smooth
+
+logger = logging.getLogger("compare_localization")
+
+METHOD_NAMES = (
+    "radlas",
+    "reconstruction_only",
+    "vit_autoenc_residual",
+    "normal_ae_residual",
+    "densenet121_gradcam",
+)
+
+
+def residual_map(network: torch.nn.Module, smooth: float = 2.0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``image -> smoothed |image - recon|`` for a ``ViTAutoEnc`` (its output is ``(recon, hidden_states)``)."""
+
+    def run(image: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            recon = network(image)[0].float()
+        return gaussian_smooth((image.float() - recon).abs(), smooth).clamp(0.0, 1.0)
+
+    return run
+
+
+def train_all(data: pv.ExperimentData, budget: pv.PretrainBudget, work_dir: Path, device: str, force: bool) -> dict:
+    """Train (or reuse) the five compared models on the training images; returns ``name -> TrainedModel``."""
+    images, masks, labels = data.train_images, data.train_lung_masks, data.train_labels
+    common: dict[str, Any] = {"device": device, "force": force}
+    trained = {"radlas": pv.pretrain_radlas(images, budget, work_dir, lung_masks=masks, **common)}
+    trained["reconstruction_only"] = pv.pretrain_reconstruction_only(
+        images, budget, work_dir, lung_masks=masks, **common
+    )
+    trained["vit_autoenc"] = pv.pretrain_vit_autoenc(images, budget, work_dir, **common)
+    trained["normal_autoencoder"] = pv.train_normal_autoencoder_variant(images, labels, budget, work_dir, **common)
+    trained["densenet121"] = pv.train_densenet121_variant(images, labels, budget, work_dir, **common)
+    return trained
+
+
+def build_methods(trained: dict, budget: pv.PretrainBudget, device: str) -> dict[str, Callable]:
+    """The localization callables ``image (B, 1, S, S) -> map (B, 1, S, S)`` of the trained models."""
+    from radlas_monai.baselines.gradcam import GradCAMMap, build_densenet121
+    from radlas_monai.baselines.normal_autoencoder import NormalAutoencoderMap, build_normal_autoencoder
+    from radlas_monai.handlers.checkpoint_io import load_network_weights
+    from radlas_monai.networks import RadLASLesionMap
+
+    densenet = build_densenet121(int(trained["densenet121"].settings["num_classes"]))
+    densenet = load_network_weights(densenet, trained["densenet121"].checkpoint).to(device).eval()
+    autoencoder = load_network_weights(build_normal_autoencoder(), trained["normal_autoencoder"].checkpoint)
+    return {
+        "radlas": RadLASLesionMap(pv.load_radlas(trained["radlas"].checkpoint, budget, device)).eval(),
+        "reconstruction_only": RadLASLesionMap(
+            pv.load_radlas(trained["reconstruction_only"].checkpoint, budget, device)
+        ).eval(),
+        "vit_autoenc_residual": residual_map(pv.load_vit_autoenc(trained["vit_autoenc"].checkpoint, budget, device)),
+        "normal_ae_residual": NormalAutoencoderMap(autoencoder.to(device).eval()),
+        "densenet121_gradcam": GradCAMMap(densenet, class_index=None, scale_by_probability=True),
+    }
+
+
+def provenance(data: pv.ExperimentData, trained: dict) -> list[dict[str, Any]]:
+    """What each method was trained on (and for how long), for the report."""
+    n_train, n_normal = len(data.train_items), int((data.train_labels.sum(dim=1) == 0).sum())
+    what = {
+        "radlas": f"{n_train} training images, no labels (synthetic lesions, Task I + II)",
+        "reconstruction_only": f"{n_train} training images, no labels (synthetic lesions, Task I only)",
+        "vit_autoenc": f"{n_train} training images, no labels (MONAI ViTAutoEnc recipe)",
+        "normal_autoencoder": f"the {n_normal} normal training images, no labels beyond 'normal'",
+        "densenet121": f"{n_train} training images with their image-level labels ({', '.join(data.class_names)})",
+    }
+    return [
+        {
+            "model": name,
+            "trained_on": what[name],
+            "checkpoint": str(model.checkpoint),
+            "settings_hash": model.settings.get("settings_hash") or pv.settings_hash(model.settings),
+            "train_seconds": model.seconds,
+            "reused": model.reused,
+            "final_loss": model.history[-1] if model.history else None,
+        }
+        for name, model in trained.items()
+    ]
+
+
+def write_report(output_dir: Path, report: dict[str, Any], table: str) -> None:
+    """``comparison.json`` and ``comparison.md``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "comparison.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    lines = [
+        f"# Localization comparison ({report['dataset']})\n",
+        f"Command: `{report['command']}`\n",
+        f"Data: {report['data']}; {report['n_eval_images']} evaluation images.\n",
+        f"Budget (every model): `{json.dumps(report['budget'])}`\n",
+        table,
+        "\n| model | trained on | train s | reused |\n|---|---|---|---|",
+        *[f"| {p['model']} | {p['trained_on']} | {p['train_seconds']} | {p['reused']} |" for p in report["trained"]],
+        "",
+    ]
+    (output_dir / "comparison.md").write_text("\n".join(lines))
+
+
+def main(
+    dataset: str = "synthetic",
+    output_dir: str = "comparison_localization",
+    quick: bool = False,
+    image_size: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float = 3e-4,
+    preset: str = "tiny",
+    seed: int = 0,
+    device: str = "cpu",
+    work_dir: str | None = None,
+    jsrt_root: str = str(pv.JSRT_ROOT),
+    bootstrap: int = 200,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train every compared model on the training split and score their maps on the evaluation split.
+
+    Args:
+        dataset: ``synthetic`` or ``jsrt``.
+        output_dir: where the reports go.
+        quick: tiny CI run (64 px, 1 epoch, 12 training / 8 evaluation images, 20 bootstrap resamples).
+        image_size: side in pixels (default 256; 64 with ``quick``).
+        epochs: epochs of every training (default 20; 1 with ``quick``).
+        batch_size: batch of every training (default 16; 4 with ``quick``).
+        learning_rate: AdamW learning rate of every training.
+        preset: RadLAS / ViTAutoEnc encoder size.
+        seed: seed of the split, initialisations and batch order.
+        device: ``cpu`` or ``cuda``.
+        work_dir: checkpoint cache (default ``~/.cache/radlas_monai/experiments/<dataset>[_quick]``).
+        jsrt_root: the JSRT nodule folder.
+        bootstrap: bootstrap resamples of the 95 % CIs.
+        force: retrain even when a cached checkpoint matches.
+
+    Returns:
+        The report dictionary (also written to ``comparison.json``).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
+    from radlas_monai.engines.localization_eval import evaluate_localization, method_table
+
+    start = time.perf_counter()
+    budget = pv.PretrainBudget(
+        image_size=image_size or (64 if quick else 256),
+        preset=preset,
+        epochs=epochs or (1 if quick else 20),
+        batch_size=batch_size or (4 if quick else 16),
+        learning_rate=learning_rate,
+        seed=seed,
+    )
+    folder = Path(work_dir) if work_dir else pv.default_work_dir(dataset + ("_quick" if quick else ""))
+    data = pv.prepare_experiment_data(
+        dataset, budget.image_size, quick=quick, jsrt_root=jsrt_root, seed=seed, synthetic_images=24 if quick else 200
+    )
+    logger.info("%s: %d training / %d evaluation images", data.description, len(data.train_items), len(data.test_items))
+    trained = train_all(data, budget, folder, device, force)
+    methods = build_methods(trained, budget, device)
+    out = Path(output_dir)
+    results = evaluate_localization(
+        methods, data.test_items, budget.image_size, out, device=device, bootstrap=20 if quick else bootstrap, seed=seed
+    )
+    table = method_table(results)
+    report = {
+        "dataset": dataset,
+        "command": "python scripts/compare_localization.py " + shlex.join(sys.argv[1:]),
+        "data": data.description,
+        "n_train_images": len(data.train_items),
+        "n_eval_images": len(data.test_items),
+        "budget": budget.to_dict(),
+        "trained": provenance(data, trained),
+        "table_markdown": table,
+        "results": results,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+    }
+    write_report(out, report, table)
+    print(table, flush=True)
+    logger.info("comparison written to %s", out / "comparison.md")
+    return report
+
+
+if __name__ == "__main__":
+    fire.Fire(main, serialize=lambda report: None)  # the table is printed; the report is in comparison.json

@@ -1,0 +1,86 @@
+"""Smoke tests of scripts/compare_localization.py and scripts/compare_classification.py (``--quick``, tiny images).
+
+Both scripts run in-process on the embedded synthetic radiographs at 32 px with one epoch per training; the
+classification run must reuse the localization run's cached pretrainings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    common = {"dataset": "synthetic", "quick": True, "image_size": 32, "work_dir": str(work), "bootstrap": 5}
+    loc_dir, cls_dir = tmp_path_factory.mktemp("loc"), tmp_path_factory.mktemp("cls")
+    localization = _script("compare_localization").main(output_dir=str(loc_dir), **common)
+    classification = _script("compare_classification").main(
+        output_dir=str(cls_dir), probe_steps=20, label_fractions=[0.5, 1.0], **common
+    )
+    return localization, classification, loc_dir, cls_dir
+
+
+def test_localization_table(runs):
+    report, _, out, _ = runs
+    names = ["radlas", "reconstruction_only", "vit_autoenc_residual", "normal_ae_residual", "densenet121_gradcam"]
+    assert list(report["results"]) == names
+    table = (out / "comparison.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "pointing_game" not in line]
+    assert [row.split("|")[1].strip() for row in rows[: len(names)]] == names
+    assert "pointing_game" in table and "image_auroc" in table
+    for name in names:
+        assert 0.0 <= report["results"][name]["pixel_auroc"] <= 1.0
+    saved = json.loads((out / "comparison.json").read_text())
+    assert saved["budget"]["image_size"] == 32 and saved["n_eval_images"] == report["n_eval_images"] > 0
+    trained = {entry["model"]: entry for entry in saved["trained"]}
+    assert set(trained) == {"radlas", "reconstruction_only", "vit_autoenc", "normal_autoencoder", "densenet121"}
+    assert "normal training images" in trained["normal_autoencoder"]["trained_on"]
+    assert (out / "metrics.json").is_file()
+
+
+def test_classification_table(runs):
+    _, report, _, out = runs
+    assert len(report["rows"]) == 4 * 2 * 2  # encoders x modes x label fractions
+    assert {r["encoder"] for r in report["rows"]} == {"radlas", "reconstruction_only", "vit_autoenc", "random"}
+    for row in report["rows"]:
+        assert row["mode"] in ("linear_probe", "finetune") and row["fraction"] in (0.5, 1.0)
+        assert 0.0 <= row["auroc"] <= 1.0
+    small = {r["n_labelled"] for r in report["rows"] if r["fraction"] == 0.5}
+    full = {r["n_labelled"] for r in report["rows"] if r["fraction"] == 1.0}
+    assert max(small) < min(full) == report["n_train_images"]
+    lines = (out / "comparison.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| encoder"))
+    assert header.count("|") == 6 and "linear_probe 50% labels" in header
+    assert report["encoders"]["random"].startswith("random")
+
+
+def test_classification_reuses_the_cached_pretrainings(runs):
+    localization, classification, _, _ = runs
+    trained = {entry["model"]: entry for entry in localization["trained"]}
+    assert classification["encoders"]["radlas"] == trained["radlas"]["checkpoint"]
+    assert classification["encoders"]["reconstruction_only"] == trained["reconstruction_only"]["checkpoint"]
+    assert Path(classification["encoders"]["vit_autoenc"]).name == "encoder.pt"
+    assert classification["pretrain_budget"] == localization["budget"]
+
+
+def test_unknown_protocol_raises(tmp_path):
+    with pytest.raises(ValueError, match="protocol"):
+        _script("compare_classification").main(quick=True, output_dir=str(tmp_path), protocol="knn")

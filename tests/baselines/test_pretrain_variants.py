@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from radlas_monai.baselines import experiment_data
 from radlas_monai.baselines import pretrain_variants as pv
 from radlas_monai.baselines.vit_autoenc import vit_autoenc_tokens
 from radlas_monai.networks.encoder import RadLASEncoder
@@ -129,7 +130,7 @@ class TestVariants:
 class TestData:
     def test_quick_subset_keeps_both_classes(self):
         items = [{"image": f"{i}", "label": [int(i < 9)]} for i in range(12)]
-        picked = pv._quick_subset(items, 6)
+        picked = experiment_data._quick_subset(items, 6)
         assert len(picked) == 6 and {sum(item["label"]) for item in picked} == {0, 1}
 
     def test_unknown_dataset_raises(self):

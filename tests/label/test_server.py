@@ -1,0 +1,290 @@
+"""A real RadLAS MONAI Label server on 127.0.0.1, spoken to over HTTP (tiny 64 px networks, two studies).
+
+The server runs with every proxy variable pointed at a dead local port, so any outbound connection it tried
+(model zoo, SAM checkpoints, DICOMweb) would fail the start or the requests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from label_fixtures import CLASS_NAMES, radiograph, write_studies, write_tiny_bundles
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("monailabel") is None,
+        reason="MONAI Label is not installed: run scripts/install_label.sh (pip install -c "
+        "requirements/label-constraints.txt -r requirements/label.txt, monailabel==0.8.5 with --no-deps)",
+    ),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+DEAD_PROXY = "http://127.0.0.1:9"
+MAX_UPLOAD_MB = 1
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the test client talks to 127.0.0.1 directly
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, (filename, data) in files.items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+        parts.append(head.encode() + b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+class Server:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    def request(self, method, path, fields=None, files=None, headers=None, timeout=120):
+        data, extra = None, dict(headers or {})
+        if fields is not None or files is not None:
+            data, content_type = _multipart(fields or {}, files or {})
+            extra["Content-Type"] = content_type
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=extra)
+        try:
+            with OPENER.open(req, timeout=timeout) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    def infer(self, model, query="output=json", params=None, upload=None, timeout=120):
+        fields = {"params": json.dumps(params) if isinstance(params, dict) else params} if params is not None else {}
+        files = {"file": upload} if upload else None
+        return self.request("POST", f"/infer/{model}?{query}", fields=fields or None, files=files, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    return write_studies(tmp_path_factory.mktemp("studies"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, studies):
+    root = tmp_path_factory.mktemp("label")
+    bundles = write_tiny_bundles(root / "bundles")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k.upper() not in ("NO_PROXY",)}
+    env.update(
+        HTTP_PROXY=DEAD_PROXY,
+        HTTPS_PROXY=DEAD_PROXY,
+        ALL_PROXY=DEAD_PROXY,
+        http_proxy=DEAD_PROXY,
+        https_proxy=DEAD_PROXY,
+        all_proxy=DEAD_PROXY,
+        RADLAS_LABEL_CACHE=str(root / "cache"),
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("no_proxy", None)
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "monailabel_server.py"),
+        f"--studies={studies}",
+        f"--port={port}",
+        f"--max_upload_mb={MAX_UPLOAD_MB}",
+        f"--lesion_bundle={bundles / 'lesion_localization'}",
+        f"--classification_bundle={bundles / 'finetune_classification'}",
+        "--device=cpu",
+    ]
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    client = Server(port)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{(root / 'server.log').read_text()[-3000:]}")
+            try:
+                if client.request("GET", "/info/", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+        client.log = root / "server.log"
+        client.marker = root / "evaluated-marker"
+        client.state = root / "cache"
+        yield client
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(array * 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _image(body: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.array(Image.open(io.BytesIO(body)))
+
+
+def test_info_lists_both_models(server):
+    status, _, body = server.request("GET", "/info/")
+    info = json.loads(body)
+    assert status == 200 and set(info["models"]) == {"radlas_lesion", "radlas_classification"}
+    assert info["models"]["radlas_classification"]["labels"] == CLASS_NAMES
+    assert "device" not in info["models"]["radlas_lesion"]["config"]
+
+
+def test_datastore_lists_png_and_dicom_and_keeps_studies_clean(server, studies):
+    status, _, body = server.request("GET", "/datastore/?output=all")
+    assert status == 200
+    assert {"study-png", "study-dx"} <= set(json.loads(body)["objects"])
+    assert sorted(p.name for p in studies.iterdir()) == ["study-dx.dcm", "study-png.png"]  # no index, no labels
+
+
+def test_lesion_on_upload_returns_mask_in_input_geometry(server):
+    upload = ("chest.png", _png_bytes(radiograph(70, 90)))
+    status, headers, body = server.infer("radlas_lesion", "output=image", {"method": "percentile", "percentile": 95})
+    assert status == 422  # neither file nor image id
+    status, headers, body = server.infer(
+        "radlas_lesion", "output=image", {"method": "percentile", "percentile": 95}, upload
+    )
+    assert status == 200 and headers["content-type"] == "image/png"
+    mask = _image(body)
+    assert mask.shape == (70, 90) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1} and mask.any()
+    status, _, body = server.infer("radlas_lesion", "output=json", {"method": "percentile", "percentile": 95}, upload)
+    result = json.loads(body)
+    assert status == 200 and result["image_shape"] == [70, 90] and result["method"] == "percentile"
+    assert len(result["boxes"]) == len(result["box_scores"]) >= 1
+    for x0, y0, x1, y1 in result["boxes"]:
+        assert 0 <= x0 < x1 <= 90 and 0 <= y0 < y1 <= 70
+    low, high = result["heatmap_range"]
+    assert 0.0 <= low <= high <= 1.0 and result["image_score"] == pytest.approx(high)
+
+
+def test_lesion_on_datastore_dicom(server):
+    status, _, body = server.infer("radlas_lesion", "image=study-dx&output=image", {"label": "heatmap"})
+    heat = _image(body)
+    assert status == 200 and heat.shape == (80, 96) and heat.max() == 255  # 8-bit heat map, rows = y
+    status, _, body = server.infer("radlas_lesion", "image=study-dx&output=json", {"method": "fixed", "threshold": 0.5})
+    result = json.loads(body)
+    assert status == 200 and result["image_shape"] == [80, 96] and result["source_format"] == "dicom"
+    assert isinstance(result["boxes"], list) and result["value"] == 0.5
+
+
+def test_classification_scores_every_class(server):
+    status, _, body = server.infer("radlas_classification", "image=study-png&output=json")
+    result = json.loads(body)
+    assert status == 200 and list(result["scores"]) == CLASS_NAMES
+    assert all(0.0 <= p <= 1.0 for p in result["scores"].values()) and result["prediction"] in CLASS_NAMES
+
+
+def _nifti_volume() -> bytes:
+    import nibabel as nib
+
+    volume = nib.Nifti1Image(np.random.default_rng(0).random((16, 16, 4)).astype(np.float32), np.eye(4))
+    return volume.to_bytes()
+
+
+PARAM = "invalid_request_parameter"
+BIG = b"\0" * (MAX_UPLOAD_MB * 2**20 + 10)
+BAD_REQUESTS = [
+    # [name, model, query, params, upload, status, error code]
+    ["corrupt", "radlas_lesion", "", None, ("x.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40), 422, "unreadable_image"],
+    ["not an image", "radlas_lesion", "", None, ("notes.dcm", b"just some text " * 10), 422, "unreadable_image"],
+    ["3D volume", "radlas_lesion", "", None, ("ct.nii", "volume"), 422, "unreadable_image"],
+    ["unknown model", "deepedit", "", None, ("x.png", "image"), 404, "unknown_model"],
+    [
+        "oversized",
+        "radlas_lesion",
+        "",
+        None,
+        ("big.png", BIG),
+        413,
+        "upload_too_large",
+    ],
+    [
+        "unknown param",
+        "radlas_lesion",
+        "",
+        {"model_filename": "x.pt"},
+        ("x.png", "image"),
+        422,
+        "invalid_request_parameter",
+    ],
+    ["bad range", "radlas_lesion", "", {"threshold": 3}, ("x.png", "image"), 422, PARAM],
+    ["session", "radlas_lesion", "session_id=abc&", None, ("x.png", "image"), 422, PARAM],
+    ["path as image", "radlas_lesion", "image=..%2Fetc%2Fpasswd&", None, None, 422, "invalid_image_id"],
+]
+
+
+@pytest.mark.parametrize(
+    "name, model, query, params, upload, status, error", BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS]
+)
+def test_bad_requests_get_json_errors(server, name, model, query, params, upload, status, error):
+    if upload and upload[1] == "image":
+        upload = (upload[0], _png_bytes(radiograph(20, 20)))
+    elif upload and upload[1] == "volume":
+        upload = (upload[0], _nifti_volume())
+    got, headers, body = server.infer(model, query + "output=json", params, upload)
+    assert got == status, body[:300]
+    assert headers["content-type"].startswith("application/json") and json.loads(body)["error"] == error
+    assert server.request("GET", "/info/")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"method": "$open(r'{marker}', 'w').write('x')"},
+        {"label": "@__local__", "method": "$open(r'{marker}', 'w')"},
+        {"label_info": [{"_target_": "builtins.open", "file": "{marker}", "mode": "w"}]},
+        {"method": "otsu", "threshold": 0.5, "image": "{marker}"},
+    ],
+)
+def test_config_expressions_are_refused_and_not_evaluated(server, params):
+    text = json.dumps(params).replace("{marker}", str(server.marker).replace("\\", "/"))
+    upload = ("x.png", _png_bytes(radiograph(20, 20)))
+    status, _, body = server.infer("radlas_lesion", "output=json", text, upload)
+    assert status == 422 and json.loads(body)["error"] == "invalid_request_parameter"
+    assert not server.marker.exists()
+
+
+def test_disabled_endpoints_and_cors(server):
+    for method, path in [("POST", "/train/radlas_lesion"), ("PUT", "/datastore/?image=x"), ("GET", "/model/x")]:
+        status, _, body = server.request(method, path)
+        assert status == 404 and json.loads(body)["error"] == "endpoint_disabled"
+    preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    _, headers, _ = server.request("OPTIONS", "/infer/radlas_lesion", headers=preflight)
+    assert "access-control-allow-origin" not in {k.lower() for k in headers}
+
+
+def test_server_still_answers_good_requests(server):
+    status, _, body = server.infer("radlas_classification", "image=study-dx&output=json")
+    assert status == 200 and len(json.loads(body)["scores"]) == len(CLASS_NAMES)
+    assert "Traceback" not in server.log.read_text()

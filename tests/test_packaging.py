@@ -78,7 +78,10 @@ def test_ci_runs_the_readme_test_command():
     readme = _command_after_marker((ROOT / "README.md").read_text())
     ci = _command_after_marker((ROOT / ".ci" / "run").read_text())
     assert readme == ci
-    assert "pytest" in ci and "torch==2.13.0" in ci
+    assert "pytest" in ci
+    # the CPU wheel is pinned in the command itself or in the install script it runs
+    scripts = [ROOT / word for word in ci.split() if word.endswith(".sh")]
+    assert "torch==2.13.0" in ci or any("torch==2.13.0" in s.read_text() for s in scripts if s.is_file())
 
 
 @pytest.mark.parametrize(

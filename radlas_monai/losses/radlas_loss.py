@@ -38,6 +38,8 @@ class RadLASLoss(_Loss):
         temperature: contrastive temperature.
         token_weight: weight of the token-level contrastive term.
         lesion_weight: pixel up-weighting of the lesion in the reconstruction loss.
+        recon_beta: smooth-L1 transition of the reconstruction loss (0: plain L1), see
+            :class:`LesionWeightedReconstructionLoss`.
         ssim_weight: SSIM weight in the reconstruction loss.
         bce_weight, dice_weight: grounding loss terms.
         min_lesion_pixels: mask mass (sum of mask values) from which an image counts as lesioned.
@@ -59,6 +61,7 @@ class RadLASLoss(_Loss):
         temperature: float = 0.1,
         token_weight: float = 0.5,
         lesion_weight: float = 5.0,
+        recon_beta: float = 0.05,
         ssim_weight: float = 0.0,
         bce_weight: float = 1.0,
         dice_weight: float = 1.0,
@@ -77,7 +80,9 @@ class RadLASLoss(_Loss):
         self.grounding_weight = float(grounding_weight)
         self.contrastive_weight = float(contrastive_weight)
         self.min_lesion_pixels = float(min_lesion_pixels)
-        self.reconstruction = LesionWeightedReconstructionLoss(lesion_weight=lesion_weight, ssim_weight=ssim_weight)
+        self.reconstruction = LesionWeightedReconstructionLoss(
+            lesion_weight=lesion_weight, beta=recon_beta, ssim_weight=ssim_weight
+        )
         self.grounding = GroundingLoss(bce_weight=bce_weight, dice_weight=dice_weight)
         self.contrastive = LesionDiscriminationLoss(temperature=temperature, token_weight=token_weight)
 

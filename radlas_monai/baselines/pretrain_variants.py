@@ -320,8 +320,15 @@ def pretrain_radlas(
     _check_images(images, budget)
     if lung_masks is not None and lung_masks.shape != images.shape:
         raise ValueError(f"lung_masks {tuple(lung_masks.shape)} must match images {tuple(images.shape)}")
+    from radlas_monai.losses import RadLASLoss
+
+    recon_beta = RadLASLoss().reconstruction.beta  # in the settings hash: a loss change invalidates cached runs
     settings = _base_settings(
-        budget, images, contrastive_weight=float(contrastive_weight), lung_masks=lung_masks is not None
+        budget,
+        images,
+        contrastive_weight=float(contrastive_weight),
+        lung_masks=lung_masks is not None,
+        recon_beta=recon_beta,
     )
 
     def train() -> tuple[nn.Module, list[float]]:

@@ -29,7 +29,8 @@ identifiers (DICOM group 0010 and the like) never reach it:
 
 Problems that do not prevent reading (NaN pixels, missing spacing, a non-radiograph modality, a
 window that saturates most pixels, stored values above BitsStored) are logged as a warning once per
-loader instance and kind; messages name the file, never header values.
+loader instance and kind; messages name the image by its ``image_id``, never by its file name (which may
+hold patient identifiers) and never by header values.
 """
 
 from __future__ import annotations
@@ -133,7 +134,10 @@ class LoadRadiograph(Transform):
         if not isinstance(filename, (str, os.PathLike)):
             raise TypeError(f"LoadRadiograph expects a file path, got {type(filename).__name__}")
         path = os.fspath(filename)
-        decoded = read_radiograph(path, self.options, self._warn)
+        pending: list[tuple[str, str]] = []
+        decoded = read_radiograph(path, self.options, lambda kind, message: pending.append((kind, message)))
+        for kind, message in pending:  # name the image by its id: file names may hold patient identifiers
+            self._warn(kind, message.replace(path, f"image {decoded.image_id}"))
         meta, affine = build_meta(path, decoded)
         pixels = torch.from_numpy(np.ascontiguousarray(decoded.pixels, dtype=np.float32))[None]
         return MetaTensor(pixels, affine=affine, meta=meta)

@@ -200,7 +200,8 @@ def load_network_state(
     """Load ``state_dict`` into ``network``, naming every key that does not fit.
 
     Args:
-        network: the target network.
+        network: the target network; a DataParallel / DistributedDataParallel wrapper is loaded through its
+            ``module`` (checkpoints hold the unwrapped network, e.g. when a DDP job resumes).
         state_dict: its weights (a ``module.`` prefix from DataParallel/DDP is removed).
         strict: raise on missing or unexpected keys (wrong shapes always raise).
         path: the file the state came from, for the error message.
@@ -208,6 +209,8 @@ def load_network_state(
     Raises:
         StateDictMismatchError: listing missing, unexpected and mismatched-shape keys.
     """
+    if isinstance(network, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+        network = network.module
     own = network.state_dict()
     state = _strip_prefix(state_dict, set(own))
     missing = [k for k in own if k not in state]

@@ -149,6 +149,8 @@ def serve(
     classification_checkpoint: str | None = None,
     device: str | None = None,
     log_level: str = "info",
+    decode_memory_mb: int = 4096,
+    decode_timeout: float = 60.0,
 ) -> None:
     """Run the server until interrupted.
 
@@ -164,6 +166,9 @@ def serve(
         lesion_checkpoint, classification_checkpoint: explicit weights files.
         device: ``cpu`` or ``cuda`` (default: CUDA when available).
         log_level: uvicorn log level.
+        decode_memory_mb: address-space cap of the worker process that decodes uploads (a hostile file that needs
+            more fails its own request with 422 ``decode_failed``; the server keeps serving).
+        decode_timeout: wall-clock seconds one upload may take to decode.
 
     Raises:
         FileNotFoundError: ``studies`` is given and is not a folder.
@@ -173,6 +178,10 @@ def serve(
 
     if not 0 < int(port) < 65536 or max_upload_mb <= 0:
         raise ValueError(f"need 0 < port < 65536 and max_upload_mb > 0, got port={port}, max_upload_mb={max_upload_mb}")
+    if int(decode_memory_mb) <= 0 or float(decode_timeout) <= 0:
+        raise ValueError(
+            f"need decode_memory_mb > 0 and decode_timeout > 0, got {decode_memory_mb} and {decode_timeout}"
+        )
     if studies is None:
         studies = ensure_default_studies()
     elif not Path(studies).is_dir():
@@ -185,6 +194,8 @@ def serve(
             "lesion_checkpoint": lesion_checkpoint,
             "classification_checkpoint": classification_checkpoint,
             "device": device,
+            "decode_memory_mb": int(decode_memory_mb),
+            "decode_timeout": float(decode_timeout),
         }.items()
         if value
     }

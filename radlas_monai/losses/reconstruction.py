@@ -24,9 +24,9 @@ class LesionWeightedReconstructionLoss(_Loss):
     i.e. a weighted mean Huber / smooth-L1 error (Girshick, "Fast R-CNN", ICCV 2015; ``beta = 0`` is the
     plain absolute error), normalised by the weight sum so the scale does not depend on the lesion area, plus
     MONAI's :class:`~monai.losses.SSIMLoss` (Wang et al., "Image quality assessment: from error visibility to
-    structural similarity", IEEE TIP 2004). Without a mask the first term is the plain
-    mean error. The lesion up-weighting follows the DRAEM reconstruction objective (Zavrtanik et al., ICCV 2021), where the corrupted region is what the
-    restorer must learn to replace.
+    structural similarity", IEEE TIP 2004). Without a mask the first term is the plain mean error. The lesion
+    up-weighting follows the DRAEM reconstruction objective (Zavrtanik et al., ICCV 2021), where the corrupted
+    region is what the restorer must learn to replace.
 
     Why smooth-L1 (``beta > 0``) by default: most pixels are unchanged by the synthesis, and the plain L1
     gradient has the same magnitude however small the residual is, so near the identity the unchanged pixels

@@ -91,6 +91,7 @@ def load_classifier(
     preset: str = "tiny",
     image_size: int = 256,
     device: Any = "cpu",
+    multi_label: bool = True,
 ) -> torch.nn.Module | None:
     """A trained :class:`~radlas_monai.networks.classifier.RadLASClassifier`, or ``None`` without a checkpoint.
 
@@ -100,6 +101,7 @@ def load_classifier(
         preset: encoder preset the classifier was trained with.
         image_size: its input size.
         device: where it runs.
+        multi_label: sigmoid (True) or softmax (False) head, as trained.
 
     Returns:
         The classifier in eval mode, or ``None``.
@@ -116,7 +118,9 @@ def load_classifier(
     from radlas_monai.networks.classifier import RadLASClassifier
 
     # the whole classifier's weights come from ckpt_path: no pretrain checkpoint is read first
-    classifier = RadLASClassifier(class_names=list(class_names), preset=preset, img_size=image_size, from_scratch=True)
+    classifier = RadLASClassifier(
+        class_names=list(class_names), preset=preset, img_size=image_size, multi_label=multi_label, from_scratch=True
+    )
     return load_network_weights(classifier.to(device), ckpt_path, map_location=device).eval()
 
 

@@ -157,19 +157,13 @@ def build_classifier(spec: BundleSpec, device: str | torch.device = "cpu") -> to
         FileNotFoundError: the checkpoint is missing (names the training command).
         CheckpointError: unreadable or mismatched weights.
     """
-    from radlas_monai.handlers.checkpoint_io import load_network_weights
-    from radlas_monai.networks.classifier import RadLASClassifier
+    from radlas_monai.engines.localization import load_classifier
 
-    if not spec.checkpoint.is_file():
-        raise FileNotFoundError(
-            f"no classifier checkpoint at {spec.checkpoint}; train one with `python -m monai.bundle run "
-            f"--config_file bundles/finetune_classification/configs/train.json`"
-        )
-    classifier = RadLASClassifier(
-        class_names=spec.values["class_names"],
+    return load_classifier(
+        spec.checkpoint,
+        spec.values["class_names"],
         preset=spec.preset,
-        img_size=spec.image_size,
+        image_size=spec.image_size,
+        device=device,
         multi_label=spec.values["multi_label"],
-        from_scratch=True,
-    ).to(device)
-    return load_network_weights(classifier, spec.checkpoint, map_location=device).eval()
+    )

@@ -7,7 +7,11 @@ proxy and log endpoints. :class:`RequestGuard` answers before any of that runs:
 - only the read endpoints a viewer needs are routed (``/info``, ``/infer/{model}``, ``/datastore`` reads,
   ``/activelearning`` for "next sample", the API docs, static files); anything else gets 404 JSON;
 - a request body larger than ``max_body_bytes`` gets 413 (declared ``Content-Length`` or counted while
-  streaming);
+  streaming). So that an ordinary client (``requests``, ``urllib``, a browser) that sends its whole body before
+  reading reliably reads the 413 instead of a broken pipe, the rest of a refused body is read and discarded first,
+  up to ``max_drain_bytes`` more bytes and ``drain_timeout`` seconds; a client that sent
+  ``Expect: 100-continue`` (curl does above 1 MB) gets the 413 at once and never sends the body; a body declared
+  larger than the drain budget is answered at once and the connection closed, so such a client may see a reset;
 - ``POST /infer/{model}``: the model must be served (404), the query may hold only ``image`` (a datastore
   image id), ``output`` (``image``/``json``/``all``) and an empty ``session_id``, the form only ``params``
   and one ``file``; ``params`` must pass the model's allow-list (:mod:`radlas_monai.label.params`), else 422.
@@ -17,6 +21,7 @@ Every refusal is a JSON body ``{"error": <code>, "detail": <message>}``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -25,11 +30,19 @@ from urllib.parse import parse_qsl
 
 from radlas_monai.label.params import ParamSpec, RequestParamError, parse_params, validate_params
 
-__all__ = ["RequestGuard", "json_response_bytes", "IMAGE_ID_PATTERN", "DEFAULT_MAX_BODY_BYTES"]
+__all__ = [
+    "RequestGuard",
+    "json_response_bytes",
+    "IMAGE_ID_PATTERN",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_DRAIN_BYTES",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 128 << 20
+DEFAULT_MAX_DRAIN_BYTES = 64 << 20
+DEFAULT_DRAIN_TIMEOUT = 10.0
 IMAGE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _READ_PREFIXES = ("/info", "/datastore", "/static", "/ohif")
 _READ_EXACT = ("/", "/docs", "/openapi.json", "/favicon.ico")
@@ -59,6 +72,9 @@ class RequestGuard:
         max_body_bytes: largest request body (uploads included) accepted.
         served_models: ``() -> names`` of the models actually served now (checkpoints present).
         image_ids: ``() -> ids`` of the datastore's images.
+        max_drain_bytes: most bytes of a refused (413) body read and discarded before answering (0: answer at
+            once); a body declared larger than ``max_body_bytes + max_drain_bytes`` is not drained.
+        drain_timeout: most seconds spent draining one refused body.
     """
 
     def __init__(
@@ -68,9 +84,16 @@ class RequestGuard:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         served_models: Callable[[], Iterable[str]] | None = None,
         image_ids: Callable[[], Iterable[str]] | None = None,
+        max_drain_bytes: int = DEFAULT_MAX_DRAIN_BYTES,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     ) -> None:
-        if max_body_bytes <= 0:
-            raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
+        if max_body_bytes <= 0 or max_drain_bytes < 0 or drain_timeout < 0:
+            raise ValueError(
+                f"need max_body_bytes > 0, max_drain_bytes >= 0, drain_timeout >= 0; got max_body_bytes="
+                f"{max_body_bytes}, max_drain_bytes={max_drain_bytes}, drain_timeout={drain_timeout}"
+            )
+        self.max_drain_bytes = int(max_drain_bytes)
+        self.drain_timeout = float(drain_timeout)
         self.app = app
         self.allowed_params = {k: dict(v) for k, v in allowed_params.items()}
         self.max_body_bytes = int(max_body_bytes)
@@ -83,6 +106,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         started = False
+        client_receive = receive
 
         async def tracked_send(message: dict) -> None:
             nonlocal started
@@ -103,6 +127,8 @@ class RequestGuard:
             logger.info("refused %s %s: %s", scope["method"], scope["path"], refused.detail)
             if started:  # refused while the app was streaming its answer: nothing more can be sent
                 return
+            if refused.status == 413:
+                await self._drain(scope, client_receive)
             headers, body = json_response_bytes(refused.status, refused.error, refused.detail)
             await send({"type": "http.response.start", "status": refused.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
@@ -128,6 +154,30 @@ class RequestGuard:
                     raise _Refused(400, "bad_request", "Content-Length is not a number") from None
                 if declared > self.max_body_bytes:
                     raise _Refused(413, "upload_too_large", self._too_large(declared))
+
+    async def _drain(self, scope: dict, receive: Callable) -> None:
+        """Read and discard the rest of a refused body (bounded), so the client is not cut off mid-send."""
+        headers = {key.lower(): value for key, value in scope.get("headers", [])}
+        if headers.get(b"expect", b"").lower() == b"100-continue" or self.max_drain_bytes == 0:
+            return  # the client waits for our answer before sending: do not invite the body
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes + self.max_drain_bytes:
+            return
+
+        async def discard() -> None:
+            drained = 0
+            while drained <= self.max_drain_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+
+        try:
+            await asyncio.wait_for(discard(), self.drain_timeout)
+        except asyncio.TimeoutError:
+            logger.info("stopped draining a refused body after %.0f s", self.drain_timeout)
 
     def _too_large(self, size: int | None = None) -> str:
         got = f" ({size} bytes)" if size is not None else ""

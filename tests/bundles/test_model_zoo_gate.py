@@ -1,17 +1,16 @@
 """MONAI Model Zoo quality gate, run on every bundle under ``bundles/`` (and on the three the product promises).
 
 Checks, per bundle: metadata validates against the zoo schema (offline, against the copy in ``tests/testdata``),
-``version`` heads the changelog, the recorded package versions fit the installed environment, the configs build as
+``version`` heads the changelog, the recorded package versions are the pinned ones, the configs build as
 MONAI workflows whose ``check_properties()`` finds nothing missing (without training or downloading), the inference
 network passes ``verify_net_in_out``, the zoo layout (LICENSE, docs, no file over 1 MB, no weights committed), the
 README follows the zoo template, and JSON configs are pretty-printed (4-space indent, key order kept).
 
-Version policy (see :func:`version_problem`): ``metadata.json`` records the exact versions the bundle was verified
-with (what zoo reviewers expect; ``scripts/update_bundle_metadata.py`` rewrites them in one command). The gate
-compares them with the installed versions at major.minor (patch releases and local labels such as ``+cpu`` do not
-matter). numpy and pydicom are supported on two major lines each (numpy 1.26 / 2.x, pydicom 2.4 / 3.x: CI pins the
-older line for MONAI Label), so for them a recorded version on the other line passes when it satisfies the
-project's own requirement in ``setup.cfg``.
+Version policy: ``metadata.json`` records the exact versions the bundle was verified with (what zoo reviewers
+expect), and those are the versions of the project's lock file ``requirements/constraints.txt``, the stack every
+install command uses and the suite passed with. The gate compares metadata with that file, never with whatever
+PyPI released last (a new release of an unpinned dependency once broke every fresh CI run).
+``scripts/update_pins.sh`` moves the pins forward and rewrites metadata in one command.
 """
 
 from __future__ import annotations
@@ -50,11 +49,9 @@ EXPECTED_CONFIGS = {
 }
 DEFAULT_CONFIGS = ("inference",)
 WORKFLOW_TYPES = {"train": "train", "evaluate": "eval", "inference": "infer"}
-#: packages the project supports on two major lines at once (see the module docstring)
-TWO_LINE_PACKAGES = {"numpy", "pydicom"}
 #: metadata keys of the packages it records besides ``required_packages_version``
 TOP_LEVEL_PACKAGES = {"monai_version": "monai", "pytorch_version": "torch", "numpy_version": "numpy"}
-UPDATE_COMMAND = "python scripts/update_bundle_metadata.py"
+UPDATE_COMMAND = "python scripts/update_bundle_metadata.py (or bash scripts/update_pins.sh)"
 #: tiny sizes for workflow construction: nothing is trained, but datasets and networks are built
 TINY_SIZE = 64
 
@@ -230,71 +227,73 @@ def test_version_heads_the_changelog(bundle):
     assert all(Version(v) for v in changelog), f"{bundle}: changelog keys must be versions"
 
 
-def _setup_cfg_requirements() -> dict[str, Requirement]:
-    parser = configparser.ConfigParser()
-    parser.read(REPO / "setup.cfg")
-    lines = parser["options"]["install_requires"].splitlines()
-    reqs = [Requirement(line.strip()) for line in lines if line.strip() and not line.strip().startswith("#")]
-    return {canonicalize_name(r.name): r for r in reqs}
+def pinned_versions() -> dict[str, str]:
+    return load_script("update_bundle_metadata").pinned_versions()
 
 
-def version_problem(distribution: str, recorded: str, installed: str) -> str | None:
-    """Why ``recorded`` (from metadata) does not fit ``installed``; None when it does (policy: module docstring)."""
-    if not re.fullmatch(r"\d+\.\d+\.\d+", recorded):
-        return f"records {recorded!r}, expected an exact version X.Y.Z"
-    have = Version(installed.split("+", 1)[0])
-    want = Version(recorded)
-    if (want.major, want.minor) == (have.major, have.minor):
-        return None
-    name = canonicalize_name(distribution)
-    if name in TWO_LINE_PACKAGES and want.major != have.major:
-        requirement = _setup_cfg_requirements().get(name)
-        if requirement is not None and want in requirement.specifier and have in requirement.specifier:
-            return None  # the other supported line (e.g. numpy 1.26 recorded, 2.x installed)
-    return f"records {recorded}, installed {installed} (major.minor differ)"
-
-
-@pytest.mark.parametrize(
-    "distribution, recorded, installed, fits",
-    [
-        ["monai", "1.6.1", "1.6.3", True],
-        ["monai", "1.5.0", "1.6.1", False],
-        ["torch", "2.13.0", "2.13.0+cpu", True],
-        ["torch", "2.13", "2.13.0", False],
-        ["numpy", "1.26.4", "2.4.6", True],
-        ["numpy", "2.4.6", "1.26.4", True],
-        ["numpy", "1.21.0", "2.4.6", False],
-        ["numpy", "2.3.0", "2.4.6", False],
-        ["pydicom", "2.4.4", "3.0.2", True],
-        ["pytorch-ignite", "0.4.11", "0.5.5", False],
-    ],
-)
-def test_version_policy(distribution, recorded, installed, fits):
-    assert (version_problem(distribution, recorded, installed) is None) == fits
-
-
-def metadata_version_problems(bundle: str, meta: Mapping[str, Any]) -> list[str]:
+def metadata_version_problems(bundle: str, meta: Mapping[str, Any], pins: Mapping[str, str]) -> list[str]:
+    """Every version field of ``meta`` that is not exactly the pinned version (one line each)."""
     where = f"bundles/{bundle}/configs/metadata.json"
     recorded = {key: (dist, meta.get(key)) for key, dist in TOP_LEVEL_PACKAGES.items()}
     for dist, version in meta.get("required_packages_version", {}).items():
         recorded[f"required_packages_version.{dist}"] = (dist, version)
     problems = []
     for key, (dist, version) in recorded.items():
-        try:
-            installed = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            problems.append(f"{where} {key}: {dist} is not installed")
-            continue
-        problem = version_problem(dist, str(version), installed)
-        if problem:
-            problems.append(f"{where} {key} {problem}")
+        pinned = pins.get(canonicalize_name(dist))
+        if pinned is None:
+            problems.append(f"{where} {key}: {dist} is not pinned in requirements/constraints.txt")
+        elif str(version) != pinned:
+            problems.append(f"{where} {key} records {version}, requirements/constraints.txt pins {pinned}")
     return problems
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
-def test_metadata_versions_fit_the_installed_packages(bundle):
-    problems = metadata_version_problems(bundle, load_metadata(bundle))
+def test_metadata_versions_are_the_pinned_versions(bundle):
+    problems = metadata_version_problems(bundle, load_metadata(bundle), pinned_versions())
     assert not problems, "\n".join(problems) + f"\nupdate them with: {UPDATE_COMMAND}"
+
+
+@pytest.mark.parametrize(
+    "meta_patch, expected",
+    [
+        [{}, []],
+        [{"numpy_version": "0.0.1"}, ["numpy_version records 0.0.1"]],
+        [{"required_packages_version": {"mlflow": "9.9.9"}}, ["required_packages_version.mlflow records 9.9.9"]],
+        [{"required_packages_version": {"not-a-package": "1.0.0"}}, ["not-a-package is not pinned"]],
+    ],
+)
+def test_metadata_version_problems_name_each_mismatch(meta_patch, expected):
+    pins = {"monai": "1.6.1", "torch": "2.13.0", "numpy": "1.26.4", "mlflow": "3.18.0"}
+    meta = {"monai_version": "1.6.1", "pytorch_version": "2.13.0", "numpy_version": "1.26.4"}
+    meta["required_packages_version"] = {"mlflow": "3.18.0"}
+    meta.update(meta_patch)
+    problems = metadata_version_problems("b", meta, pins)
+    assert len(problems) == len(expected) and all(e in p for e, p in zip(expected, problems))
+
+
+def test_lock_file_pins_everything_exactly_and_the_caps_hold():
+    pins = pinned_versions()
+    for name in ("monai", "torch", "numpy", "pydicom", "mlflow", "monailabel", "pytorch-ignite", "pytest"):
+        assert re.fullmatch(r"\d+(\.\d+)+", pins[name]), f"{name} pinned as {pins.get(name)!r}"
+    caps = (REPO / "requirements" / "constraints.in").read_text().splitlines()
+    for line in (c.split("#", 1)[0].strip() for c in caps):
+        if line:
+            requirement = Requirement(line)
+            pinned = pins[canonicalize_name(requirement.name)]
+            assert Version(pinned) in requirement.specifier, f"constraints.txt pins {pinned}, outside the cap {line}"
+    assert not any(name.startswith("nvidia-") or name in ("triton", "torchvision") for name in pins)
+
+
+def test_pinned_versions_refuse_ranges(tmp_path):
+    updater = load_script("update_bundle_metadata")
+    good = tmp_path / "good.txt"
+    good.write_text("# header\nMONAI==1.6.1  # comment\ntorch==2.13.0+cpu\n\n")
+    pins = updater.pinned_versions(good)
+    assert pins["monai"] == "1.6.1" and pins["torch"] == "2.13.0" and pins["radlas-monai"] == updater.project_version()
+    bad = tmp_path / "bad.txt"
+    bad.write_text("monai>=1.5\n")
+    with pytest.raises(ValueError, match="bad.txt:1"):
+        updater.pinned_versions(bad)
 
 
 def config_modules(config: Any) -> set[str]:
@@ -335,6 +334,7 @@ def test_required_packages_name_what_the_configs_import(bundle):
 
 def test_update_bundle_metadata_rewrites_versions_in_place(tmp_path):
     updater = load_script("update_bundle_metadata")
+    pins = pinned_versions()
     source = load_metadata("pretrain")
     stale = {**source, "monai_version": "0.0.1", "numpy_version": "0.0.1"}
     stale["required_packages_version"] = {name: "0.0.1" for name in source["required_packages_version"]}
@@ -350,11 +350,10 @@ def test_update_bundle_metadata_rewrites_versions_in_place(tmp_path):
     text = path.read_text()
     written = json.loads(text)
     assert text == json.dumps(written, indent=4) + "\n" and list(written) == list(stale)
-    assert written["monai_version"] == metadata.version("monai").split("+")[0]
-    assert written["pytorch_version"] == metadata.version("torch").split("+")[0]
-    assert written["numpy_version"] == metadata.version("numpy")
+    assert written["monai_version"] == pins["monai"] and written["pytorch_version"] == pins["torch"]
+    assert written["numpy_version"] == pins["numpy"]
     assert list(written["required_packages_version"]) == list(source["required_packages_version"])
-    assert not metadata_version_problems("pretrain", written)
+    assert not metadata_version_problems("pretrain", written, pins)
     assert updater.update_bundle_metadata(bundles_dir=str(tmp_path), check=True) == {}
 
 

@@ -27,8 +27,8 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("monailabel") is None,
-        reason="MONAI Label is not installed: run scripts/install_label.sh (pip install -c "
-        "requirements/label-constraints.txt -r requirements/label.txt, monailabel==0.8.5 with --no-deps)",
+        reason="MONAI Label is not installed: run scripts/install_label.sh (the project with -c "
+        "requirements/constraints.txt and its label extra, monailabel==0.8.5 with --no-deps)",
     ),
 ]
 
@@ -256,6 +256,49 @@ def test_bad_requests_get_json_errors(server, name, model, query, params, upload
     assert got == status, body[:300]
     assert headers["content-type"].startswith("application/json") and json.loads(body)["error"] == error
     assert server.request("GET", "/info/")[0] == 200
+
+
+def _raw_upload_head(server, length: int, expect: bool) -> bytes:
+    host = server.base.split("//", 1)[1]
+    lines = [
+        "POST /infer/radlas_lesion?output=json HTTP/1.1",
+        f"Host: {host}",
+        "Content-Type: application/octet-stream",
+        f"Content-Length: {length}",
+    ]
+    if expect:
+        lines.append("Expect: 100-continue")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+@pytest.mark.parametrize("expect", [True, False], ids=["expect-100-continue", "declared-beyond-drain-budget"])
+def test_oversized_upload_is_refused_before_the_body_is_sent(server, expect):
+    # A client that waits for 100 Continue gets the 413 and never sends the body; a body declared beyond the
+    # drain budget (limit + 64 MiB) is answered from the headers alone. Neither sends a byte of body here.
+    length = MAX_UPLOAD_MB * 2**20 + 10 if expect else 200 * 2**20
+    host, port = server.base.split("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(_raw_upload_head(server, length, expect))
+        answer = _read_answer(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"100 Continue" not in head and json.loads(body)["error"] == "upload_too_large"
+
+
+def test_oversized_upload_answer_is_read_reliably_by_a_sending_client(server):
+    # urllib sends the whole body before reading: the server drains it, so the 413 arrives every time.
+    for _ in range(5):
+        status, headers, body = server.infer("radlas_lesion", "output=json", None, ("big.png", BIG))
+        assert status == 413 and json.loads(body)["error"] == "upload_too_large"
 
 
 @pytest.mark.parametrize(

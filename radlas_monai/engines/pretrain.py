@@ -4,6 +4,10 @@ One training iteration is the method's stages, named and in order::
 
     synthesize (on the device, whole batch) -> encode -> restore -> ground -> pool -> losses -> backward -> step
 
+With ``crop_size`` (conv restorer), restore and ground run on one native-resolution crop per image
+(:func:`sample_crop_corners`), while the ViT encodes the whole image and Task II pools under the whole mask: the
+convolutional path then trains on full-resolution detail at a fraction of the whole image's cost.
+
 ``SupervisedTrainer(iteration_update=RadLASPretrainStep(...))`` runs it; ``SupervisedEvaluator(iteration_update=
 RadLASValidationStep(...))`` evaluates the same synthesis with a fixed seed every time, so validation numbers are
 comparable across epochs.
@@ -15,10 +19,18 @@ import contextlib
 import logging
 from typing import Any
 
+import numpy as np
 import torch
 from monai.utils import CommonKeys
 
-__all__ = ["RadLASPretrainStep", "RadLASValidationStep", "autocast_context", "synthesize_batch"]
+__all__ = [
+    "RadLASPretrainStep",
+    "RadLASValidationStep",
+    "autocast_context",
+    "synthesize_batch",
+    "sample_crop_corners",
+    "crop",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +97,48 @@ def synthesize_batch(
     return out.image, out.healthy, out.mask
 
 
+def sample_crop_corners(
+    focus: torch.Tensor | None, size: int, focus_prob: float, random_state: np.random.RandomState, shape: tuple
+) -> np.ndarray:
+    """Top-left corners of one ``size x size`` crop per image.
+
+    With probability ``focus_prob`` a crop is centred on a random nonzero pixel of ``focus`` (lung fields, or the
+    lesion mask when no lung mask is known), shifted to fit the image; otherwise it is placed uniformly.
+
+    Args:
+        focus: ``(B, 1, H, W)`` map whose nonzero pixels crops favour, or None.
+        size: crop side in pixels (``<= H, W``).
+        focus_prob: probability of a focused crop.
+        random_state: the draws' source.
+        shape: the batch shape ``(B, C, H, W)``.
+
+    Returns:
+        ``(B, 2)`` int64 corners ``(row, col)``.
+
+    Raises:
+        ValueError: when ``size`` exceeds the image.
+    """
+    batch, _, height, width = shape
+    if not 0 < size <= min(height, width):
+        raise ValueError(f"crop_size {size} must lie in (0, {min(height, width)}] for images of {(height, width)}")
+    corners = np.stack(
+        [random_state.randint(0, height - size + 1, batch), random_state.randint(0, width - size + 1, batch)], 1
+    )
+    focused = random_state.rand(batch) < focus_prob
+    picks = random_state.rand(batch)
+    for b in np.nonzero(focused)[0] if focus is not None else ():
+        pixels = torch.nonzero(focus[b, 0] > 0)
+        if len(pixels):
+            row, col = pixels[int(picks[b] * len(pixels))].tolist()
+            corners[b] = (min(max(row - size // 2, 0), height - size), min(max(col - size // 2, 0), width - size))
+    return corners.astype(np.int64)
+
+
+def crop(tensor: torch.Tensor, corners: np.ndarray, size: int) -> torch.Tensor:
+    """``(B, C, size, size)`` crops of ``tensor (B, C, H, W)`` at ``corners (B, 2)``."""
+    return torch.stack([tensor[b, :, r : r + size, c : c + size] for b, (r, c) in enumerate(corners.tolist())])
+
+
 def _publish(engine: Any, output: dict[str, Any]) -> Any:
     """Hand ``output`` to the engine as MONAI's own iterations do: set it, then fire ``MODEL_COMPLETED``.
 
@@ -113,6 +167,10 @@ class RadLASPretrainStep:
         lung_mask_key: batch key of lung masks, used to place lesions when present.
         pool_with_target: pool tokens under the synthetic lesion mask (teacher forcing, the default: Task II then
             contrasts features of known lesions) instead of under the network's own, still-learning lesion map.
+        crop_size: train the convolutional path (conv restorer and grounding) on one ``crop_size`` crop per image
+            at the input's resolution (None: whole images). Needs ``pool_with_target``.
+        crop_focus_prob: share of crops centred on the lung fields (the lesion mask when the batch has no lungs).
+        seed: seed of the crop draws (:meth:`set_random_state`).
 
     Returns (per call):
         ``engine.state.output``: a dict with ``loss`` and every loss term as floats (for logging), plus the detached
@@ -127,13 +185,26 @@ class RadLASPretrainStep:
         amp: bool = False,
         lung_mask_key: str | None = "lung_mask",
         pool_with_target: bool = True,
+        crop_size: int | None = None,
+        crop_focus_prob: float = 0.7,
+        seed: int = 0,
     ) -> None:
+        if crop_size is not None and not pool_with_target:
+            raise ValueError("crop_size needs pool_with_target=True: crops' maps cannot be pooled over whole images")
         self.synthesizer = synthesizer
         self.grad_clip_norm = grad_clip_norm
         self.amp = amp
         self.lung_mask_key = lung_mask_key
         self.pool_with_target = pool_with_target
+        self.crop_size = int(crop_size) if crop_size else None
+        self.crop_focus_prob = float(crop_focus_prob)
+        self.set_random_state(seed)
         self._scaler: torch.amp.GradScaler | None = None
+
+    def set_random_state(self, seed: int | None = None) -> RadLASPretrainStep:
+        """Seed the crop draws (the synthesizer has its own state)."""
+        self.R = np.random.RandomState(seed)
+        return self
 
     def _scaler_for(self, engine: Any, device: torch.device) -> torch.amp.GradScaler | None:
         """fp16 needs a gradient scaler: the trainer's own (``amp=True`` creates it, and checkpoints save it)."""
@@ -154,9 +225,16 @@ class RadLASPretrainStep:
         )
         network.train()
         optimizer.zero_grad(set_to_none=True)
+        local, target, local_mask = None, healthy, lesion_mask
+        if self.crop_size is not None and self.crop_size < min(corrupted.shape[-2:]):
+            lung = batchdata.get(self.lung_mask_key) if self.lung_mask_key else None
+            focus = torch.as_tensor(lung) if lung is not None else lesion_mask
+            corners = sample_crop_corners(focus, self.crop_size, self.crop_focus_prob, self.R, tuple(corrupted.shape))
+            local, target, local_mask = (crop(t, corners, self.crop_size) for t in (corrupted, healthy, lesion_mask))
         with autocast_context(device, self.amp):
-            output = network(corrupted, pool_map=lesion_mask if self.pool_with_target else None)
-            terms = loss_function(output, healthy, lesion_mask)
+            pool_map = lesion_mask if self.pool_with_target else None
+            output = network(corrupted, pool_map=pool_map, local_image=local)
+            terms = loss_function(output, target, local_mask, token_mask=lesion_mask)
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at iteration {engine.state.iteration}: {terms}")
@@ -176,9 +254,9 @@ class RadLASPretrainStep:
         result: dict[str, Any] = {name: float(value.detach()) for name, value in terms.items()}
         result.update(
             {
-                CommonKeys.IMAGE: corrupted.detach(),
-                "healthy": healthy.detach(),
-                "lesion_mask": lesion_mask.detach(),
+                CommonKeys.IMAGE: (corrupted if local is None else local).detach(),
+                "healthy": target.detach(),
+                "lesion_mask": local_mask.detach(),
                 "restored": output.restored.detach().float(),
                 "lesion_map": output.lesion_map.detach().float(),
             }

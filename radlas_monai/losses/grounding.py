@@ -26,12 +26,20 @@ class GroundingLoss(_Loss):
     would only fight the BCE. The target is used as given (soft masks, e.g. soft-edged synthetic
     lesions, are valid for both terms) unless ``mask_threshold`` is set, in which case it is
     binarised as ``y > mask_threshold``. This is the discriminative objective of DRAEM (Zavrtanik et
-    al., ICCV 2021), with BCE in place of the focal loss.
+    al., ICCV 2021).
+
+    Pixel balance: lesions cover a few percent of the pixels, so plain BCE is dominated by the easy background
+    (lung borders, ribs and the image edge then decide the map). ``focal_gamma > 0`` replaces BCE by the focal loss
+    (Lin et al., "Focal loss for dense object detection", ICCV 2017)
+    ``FL_i = (1 - p_t,i)^gamma * BCE_i`` with ``p_t = p y + (1 - p)(1 - y)``, which down-weights the
+    well-classified background; ``pos_weight`` up-weights lesion pixels in the (focal) BCE.
 
     Args:
         bce_weight: weight ``>= 0`` of the BCE term.
         dice_weight: weight ``>= 0`` of the Dice term.
         mask_threshold: binarise the target at this value (None: keep it soft).
+        focal_gamma: focusing parameter ``gamma >= 0`` (0: plain BCE).
+        pos_weight: weight ``> 0`` of lesion pixels in the (focal) BCE.
         smooth_nr: Dice numerator smoothing.
         smooth_dr: Dice denominator smoothing.
         reduction: ``"mean"``, ``"sum"`` (sums over images of both terms) or ``"none"``: a ``(B,)``
@@ -48,13 +56,20 @@ class GroundingLoss(_Loss):
         bce_weight: float = 1.0,
         dice_weight: float = 1.0,
         mask_threshold: float | None = None,
+        focal_gamma: float = 0.0,
+        pos_weight: float = 1.0,
         smooth_nr: float = 1e-5,
         smooth_dr: float = 1e-5,
         reduction: LossReduction | str = LossReduction.MEAN,
     ) -> None:
         super().__init__(reduction=LossReduction(reduction).value)
-        if bce_weight < 0 or dice_weight < 0:
-            raise ValueError(f"bce_weight and dice_weight must be >= 0, got {bce_weight}, {dice_weight}")
+        if bce_weight < 0 or dice_weight < 0 or focal_gamma < 0 or pos_weight <= 0:
+            raise ValueError(
+                f"need bce_weight, dice_weight, focal_gamma >= 0 and pos_weight > 0, got bce_weight={bce_weight}, "
+                f"dice_weight={dice_weight}, focal_gamma={focal_gamma}, pos_weight={pos_weight}"
+            )
+        self.focal_gamma = float(focal_gamma)
+        self.pos_weight = float(pos_weight)
         self.bce_weight = float(bce_weight)
         self.dice_weight = float(dice_weight)
         self.mask_threshold = mask_threshold
@@ -70,7 +85,14 @@ class GroundingLoss(_Loss):
         target = target.to(logits.dtype)
         target = (target > self.mask_threshold).to(logits.dtype) if self.mask_threshold is not None else target
         target = target.clamp(0.0, 1.0)
-        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).mean(1)
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        if self.focal_gamma > 0:
+            prob = torch.sigmoid(logits)
+            p_t = prob * target + (1.0 - prob) * (1.0 - target)
+            bce = (1.0 - p_t).pow(self.focal_gamma) * bce
+        if self.pos_weight != 1.0:
+            bce = bce * (1.0 + (self.pos_weight - 1.0) * target)
+        bce = bce.flatten(1).mean(1)
         has_lesion = target.flatten(1).sum(1) > 0
         dice = self.dice(logits, target).reshape(-1) if self.dice_weight > 0 else torch.zeros_like(bce)
         dice = torch.where(has_lesion, dice, torch.zeros_like(dice))

@@ -41,7 +41,7 @@ class RadLASLoss(_Loss):
         recon_beta: smooth-L1 transition of the reconstruction loss (0: plain L1), see
             :class:`LesionWeightedReconstructionLoss`.
         ssim_weight: SSIM weight in the reconstruction loss.
-        bce_weight, dice_weight: grounding loss terms.
+        bce_weight, dice_weight, focal_gamma, pos_weight: grounding loss terms (see :class:`GroundingLoss`).
         min_lesion_pixels: mask mass (sum of mask values) from which an image counts as lesioned.
 
     :meth:`forward` returns a dict of 0-d tensors: ``loss`` (the total, to back-propagate),
@@ -65,6 +65,8 @@ class RadLASLoss(_Loss):
         ssim_weight: float = 0.0,
         bce_weight: float = 1.0,
         dice_weight: float = 1.0,
+        focal_gamma: float = 0.0,
+        pos_weight: float = 1.0,
         min_lesion_pixels: float = 1.0,
     ) -> None:
         super().__init__()
@@ -83,18 +85,27 @@ class RadLASLoss(_Loss):
         self.reconstruction = LesionWeightedReconstructionLoss(
             lesion_weight=lesion_weight, beta=recon_beta, ssim_weight=ssim_weight
         )
-        self.grounding = GroundingLoss(bce_weight=bce_weight, dice_weight=dice_weight)
+        self.grounding = GroundingLoss(
+            bce_weight=bce_weight, dice_weight=dice_weight, focal_gamma=focal_gamma, pos_weight=pos_weight
+        )
         self.contrastive = LesionDiscriminationLoss(temperature=temperature, token_weight=token_weight)
 
     def forward(
-        self, output: RadLASOutput, healthy: torch.Tensor, lesion_mask: torch.Tensor
+        self,
+        output: RadLASOutput,
+        healthy: torch.Tensor,
+        lesion_mask: torch.Tensor,
+        token_mask: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Compute all terms for one batch.
 
         Args:
             output: the network's :class:`~radlas_monai.networks.radlas.RadLASOutput`.
-            healthy: healthy target images ``(B, 1, H, W)``.
-            lesion_mask: synthetic lesion masks ``(B, 1, H, W)`` in ``[0, 1]``.
+            healthy: healthy target images ``(B, 1, H, W)`` (the restored image's grid: crops when the network's
+                convolutional path ran on crops).
+            lesion_mask: synthetic lesion masks ``(B, 1, H, W)`` in ``[0, 1]``, on the same grid.
+            token_mask: the whole images' synthetic masks ``(B, 1, H', W')`` for the contrastive term and
+                ``has_lesion`` when ``lesion_mask`` holds crops (default: ``lesion_mask``).
 
         Returns:
             dict with ``loss``, ``loss_reconstruction``, ``loss_grounding``, ``loss_contrastive`` and
@@ -107,7 +118,10 @@ class RadLASLoss(_Loss):
                 f"{tuple(restored.shape)}"
             )
         mask = lesion_mask.to(torch.float32).clamp(0.0, 1.0)
-        has_lesion = mask.flatten(1).sum(1) >= self.min_lesion_pixels
+        whole = mask if token_mask is None else token_mask.to(torch.float32).clamp(0.0, 1.0)
+        if whole.shape[0] != mask.shape[0]:
+            raise ValueError(f"token_mask {tuple(whole.shape)} and lesion_mask {tuple(mask.shape)} differ in batch")
+        has_lesion = whole.flatten(1).sum(1) >= self.min_lesion_pixels
         zero = restored.sum() * 0.0
         terms = {"loss_reconstruction": zero, "loss_grounding": zero, "loss_contrastive": zero}
         if self.recon_weight > 0:
@@ -119,7 +133,7 @@ class RadLASLoss(_Loss):
                 )
             terms["loss_grounding"] = self.grounding(output.grounding_logits.float(), mask)
         if self.contrastive_weight > 0:
-            token_weights = token_lesion_weights(mask, output.grid_size) if self.contrastive.token_weight > 0 else None
+            token_weights = token_lesion_weights(whole, output.grid_size) if self.contrastive.token_weight > 0 else None
             terms["loss_contrastive"] = self.contrastive(
                 output.global_embedding,
                 output.lesion_embedding,

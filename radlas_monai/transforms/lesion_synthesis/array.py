@@ -45,6 +45,8 @@ FAMILY_PARAMS = 8
 # donor image, donor centre (cell, row and column jitter); the family's own draws follow.
 _FAMILY, _CENTRE, _SIDE, _DONOR, _DONOR_CENTRE, _OWN = 0, slice(1, 4), 4, 5, slice(6, 9), 9
 _NUM_DRAWS = _OWN + FAMILY_PARAMS
+#: lung-placed lesions are centred at least this share of their half extent inside the lung (no half-discs)
+_CORE_DEPTH = 0.8
 
 
 @dataclass
@@ -254,7 +256,11 @@ class RandLesionSynthesis(RandomizableTransform):
     ) -> None:
         """Place, cut out, render and keep the lesions of family ``k``, in groups of similar size."""
         family, image_size = self.families[k], tuple(x.shape[-2:])
-        centre, side_box, lateral = _place(family, lesions, lungs.fields)
+        depth = None
+        if family.placement == "lung":  # the size does not depend on the place: keep the lesion inside the lung
+            extent = family.half_extent(lesions.draws[:, _OWN:], np.zeros((len(lesions.batch), 2)))
+            depth = _CORE_DEPTH * (extent / lesions.spacing).max(axis=1)
+        centre, side_box, lateral = _place(family, lesions, lungs.fields, depth)
         side_size = np.stack((side_box[:, 1] - side_box[:, 0], side_box[:, 3] - side_box[:, 2]), axis=1)
         reach = np.ceil(family.half_extent(lesions.draws[:, _OWN:], side_size) / lesions.spacing).astype(int) + 1
         for group in _size_groups(reach):
@@ -287,11 +293,16 @@ class _Lesions:
     spacing: np.ndarray
 
 
-def _place(family: LesionFamily, lesions: _Lesions, fields: LungFields) -> tuple[np.ndarray, ...]:
-    """Centres ``(N, 2)`` in pixels, lung-side boxes ``(N, 4)`` in mm relative to them, lateral signs ``(N,)``."""
+def _place(
+    family: LesionFamily, lesions: _Lesions, fields: LungFields, min_depth: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """Centres ``(N, 2)`` in pixels, lung-side boxes ``(N, 4)`` in mm relative to them, lateral signs ``(N,)``.
+
+    ``min_depth`` ``(N,)``: least distance of a lung-placed centre from the lung's edge, in pixels.
+    """
     u, spacing = lesions.draws, lesions.spacing
     if family.placement == "lung":
-        centre = fields.sample(lesions.batch, u[:, _CENTRE])
+        centre = fields.sample(lesions.batch, u[:, _CENTRE], min_depth)
         lateral = np.where(centre[:, 1] >= fields.width / 2, 1.0, -1.0)
         return centre, np.zeros((len(u), 4)), lateral
     boxes = fields.side_boxes()

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from radlas_monai.transforms.lesion_synthesis.patches import PatchIndex
 from radlas_monai.transforms.lesion_synthesis.shapes import box_mean
@@ -118,7 +119,9 @@ class LungFields:
     The grid samples the mask at the centre pixel of every ``cell x cell`` block (a strided read, a fraction of a pass
     over the mask) and lives on the CPU as numpy, like all per-lesion geometry. Centres are drawn uniformly among the
     lung cells, then uniformly within the cell; a jittered centre that falls outside the lung is moved back to its
-    cell's centre pixel, so every drawn centre is a lung pixel.
+    cell's centre pixel, so every drawn centre is a lung pixel. Given a ``min_depth`` per lesion, only cells at least
+    that far inside the lung (:attr:`depth`, the distance to the nearest non-lung cell) are drawn, so a lesion is
+    never cut into a half-disc by the lung's edge; where no cell is that deep, the deepest cells are drawn.
 
     Args:
         lung: ``(B, 1, H, W)`` lung fields, nonzero = lung (``B`` may be 1 for fields shared by the whole batch).
@@ -127,6 +130,8 @@ class LungFields:
     Attributes:
         grid: ``(B, h, w)`` numpy bool, lung at the cell centres.
         empty: ``(B,)`` numpy bool, True for images without any lung cell (the caller substitutes default fields).
+        depth: ``(B, h, w)`` numpy float, distance in pixels from each cell centre to the nearest non-lung cell
+            centre (0 outside the lung; the image edge counts as non-lung).
     """
 
     def __init__(self, lung: torch.Tensor, cell: int) -> None:
@@ -140,20 +145,24 @@ class LungFields:
         cdf = self.grid.reshape(self.grid.shape[0], -1).cumsum(axis=1, dtype=np.float64)
         self.empty = cdf[:, -1] == 0
         self.cdf = cdf / np.maximum(cdf[:, -1:], 1.0)
+        padded = np.pad(self.grid, ((0, 0), (1, 1), (1, 1)))
+        self.depth = np.stack([ndimage.distance_transform_edt(g)[1:-1, 1:-1] for g in padded]) * self.cell
         self._boxes: np.ndarray | None = None
 
-    def sample(self, batch: np.ndarray, u: np.ndarray) -> np.ndarray:
+    def sample(self, batch: np.ndarray, u: np.ndarray, min_depth: np.ndarray | None = None) -> np.ndarray:
         """Lesion centres inside the lung fields.
 
         Args:
             batch: ``(N,)`` image index of every lesion.
             u: ``(N, 3)`` uniform draws (cell choice, row and column jitter).
+            min_depth: ``(N,)`` least distance in pixels of each centre from the lung's edge (None: any lung cell).
 
         Returns:
             ``(N, 2)`` float64 centres ``(row, col)`` in pixels, each on a lung pixel (for a non-empty mask).
         """
         image = np.asarray(batch) if self.cdf.shape[0] > 1 else np.zeros(len(batch), dtype=np.int64)
-        flat = np.minimum((self.cdf[image] <= u[:, :1]).sum(axis=1), self.cdf.shape[1] - 1)
+        cdf = self.cdf[image] if min_depth is None else self._deep_cdf(image, np.asarray(min_depth, dtype=np.float64))
+        flat = np.minimum((cdf <= u[:, :1]).sum(axis=1), cdf.shape[1] - 1)
         rows, cols = np.divmod(flat, self.grid.shape[-1])
         corner = np.stack((rows, cols), axis=1).astype(np.float64) * self.cell
         centre = corner + u[:, 1:3] * self.cell
@@ -161,6 +170,14 @@ class LungFields:
         index = torch.from_numpy(np.stack((image, pixel[:, 0], pixel[:, 1]))).to(self.lung.device)
         inside = (self.lung[index[0], 0, index[1], index[2]] != 0).cpu().numpy()
         return np.where(inside[:, None], centre, corner + (self.cell // 2 + 0.5))
+
+    def _deep_cdf(self, image: np.ndarray, min_depth: np.ndarray) -> np.ndarray:
+        """Per-lesion CDF over the cells at least ``min_depth`` deep (the deepest cells where none is)."""
+        depth = self.depth[image].reshape(len(image), -1)
+        need = np.minimum(min_depth[:, None], depth.max(axis=1, keepdims=True))
+        allowed = (depth >= need) & (depth > 0)
+        cdf = allowed.cumsum(axis=1, dtype=np.float64)
+        return np.where(cdf[:, -1:] > 0, cdf / np.maximum(cdf[:, -1:], 1.0), self.cdf[image])
 
     def side_boxes(self) -> np.ndarray:
         """Bounding box of the lung in the image's left and right half (computed once).

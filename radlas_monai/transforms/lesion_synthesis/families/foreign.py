@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from radlas_monai.transforms.lesion_synthesis.families.base import LesionFamily, LesionPatches, log_uniform, uniform
+from radlas_monai.transforms.lesion_synthesis.poisson import poisson_blend
 from radlas_monai.transforms.lesion_synthesis.shapes import ellipse_frame, rotated_coords, smoothstep
 
 __all__ = ["ForeignPatchFamily"]
@@ -17,17 +18,21 @@ class ForeignPatchFamily(LesionFamily):
     """Natural-looking out-of-place tissue: pixels of a *donor* region blended in with a soft mask.
 
     The donor pixels come from another radiograph of the batch, from a ``foreign`` image given to the transform, or
-    (single image without ``foreign``) from a horizontally flipped, shifted region of the same image. Their mean is
-    moved part of the way towards the local mean of the recipient, so the patch is betrayed by its structure (wrong
-    ribs, vessels at the wrong angle) more than by a trivial brightness step (cf. CutPaste, Li et al. CVPR 2021;
-    NSA, Schlueter et al. ECCV 2022).
+    (single image without ``foreign``) from a horizontally flipped, shifted region of the same image. They are
+    blended in the gradient domain (:func:`~radlas_monai.transforms.lesion_synthesis.poisson.poisson_blend`, as NSA:
+    Schlueter et al., ECCV 2022): the donor's structure (wrong ribs, vessels at the wrong angle) comes along, its
+    brightness level and slope do not, so the patch is betrayed by its structure and never by a brightness step at
+    its edge (hard pasting, CutPaste / FPI, teaches exactly that step and stays at chance on real radiographs).
+    ``match`` mixes the Poisson result with the donor's own values where the mask is opaque (0: pure gradient
+    domain).
 
     Args:
         diameter: range of the long diameter in mm (pixels when the spacing is unknown), log-uniform.
         opacity: range of the blend's peak opacity.
         aspect: range of the short/long axis ratio.
         edge: range of the soft edge's width as a fraction of the radius.
-        match: range of the fraction of the mean-intensity difference removed (0 = raw donor, 1 = same mean).
+        match: range of the weight of the gradient-domain result against the mean-shifted donor (1 = pure
+            Poisson blending, the default; 0 = the donor moved to the recipient's mean).
     """
 
     name = "foreign_patch"
@@ -39,7 +44,7 @@ class ForeignPatchFamily(LesionFamily):
         opacity: tuple[float, float] = (0.6, 1.0),
         aspect: tuple[float, float] = (0.6, 1.0),
         edge: tuple[float, float] = (0.2, 0.7),
-        match: tuple[float, float] = (0.3, 1.0),
+        match: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         if not 0 < diameter[0] <= diameter[1]:
             raise ValueError(f"foreign patch diameter range must satisfy 0 < low <= high, got {diameter}")
@@ -71,5 +76,6 @@ class ForeignPatchFamily(LesionFamily):
         rho = torch.sqrt(u * u + v * v) / (1.0 + _OUTLINE * outline.clamp(-1.5, 1.5))
         alpha = opacity * smoothstep((1.0 - rho) / edge)
         weight = alpha / alpha.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-        shift = ((patches.healthy - patches.donor) * weight).sum(dim=(2, 3), keepdim=True)
-        return alpha, torch.addcmul(patches.donor, match, shift).clamp_(0.0, 1.0)
+        shifted = patches.donor + ((patches.healthy - patches.donor) * weight).sum(dim=(2, 3), keepdim=True)
+        blended = poisson_blend(patches.healthy, patches.donor)
+        return alpha, torch.lerp(shifted, blended, match).clamp_(0.0, 1.0)

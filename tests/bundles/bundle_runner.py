@@ -12,8 +12,34 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLES = REPO / "bundles"
 
 
-def isolated_env(root: Path) -> dict[str, str]:
-    """Environment whose MLflow store and synthetic-data cache live under ``root``, never in the user's home."""
+#: ``python -c`` launcher of ``monai.bundle`` (``bundle_command(..., launcher=[sys.executable, "-c", this])``):
+#: SIGKILLs its own process inside the 2nd save of ``checkpoint_last.pt``, after the temporary file is complete and
+#: before it replaces the previous checkpoint (the worst moment). With ``val_interval`` 1 that is the epoch-2 save, so
+#: the kill lands at the same point of the run whatever the machine's speed.
+KILL_INSIDE_SECOND_SAVE = """
+import os, runpy, signal, sys
+real_replace, saves = os.replace, []
+def replace(src, dst, *args, **kwargs):
+    if os.fspath(dst).endswith("checkpoint_last.pt"):
+        saves.append(dst)
+        if len(saves) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = replace
+sys.argv = ["monai.bundle", *sys.argv[3:]]
+runpy.run_module("monai.bundle", run_name="__main__", alter_sys=True)
+"""
+
+
+def isolated_env(root: Path, threads: int | None = None) -> dict[str, str]:
+    """Environment whose MLflow store and synthetic-data cache live under ``root``, never in the user's home.
+
+    Args:
+        root: folder of the MLflow store and the synthetic-data cache.
+        threads: intra-op threads of the run (``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``); ``None`` keeps the
+            caller's ``OMP_NUM_THREADS`` (2 when unset). One thread for runs compared bit for bit (multi-threaded CPU
+            kernels may sum in a different order from run to run) and for each rank of a 2-process run on 2 cores.
+    """
     env = dict(os.environ)
     env.update(
         {
@@ -25,6 +51,8 @@ def isolated_env(root: Path) -> dict[str, str]:
         }
     )
     env.pop("MLFLOW_TRACKING_URI")
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(int(threads)), MKL_NUM_THREADS=str(int(threads)))
     return env
 
 
@@ -50,8 +78,11 @@ def run_bundle(
     launcher: list[str] | None = None,
     cwd: Path = REPO,
     timeout: int = 900,
+    threads: int | None = None,
 ) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run --config_file bundles/<bundle>/configs/<config>.json --k v ...``.
+
+    ``threads``: see :func:`isolated_env`.
 
     Raises:
         AssertionError: with the command's output when it fails.
@@ -61,7 +92,7 @@ def run_bundle(
     process = subprocess.Popen(
         command,
         cwd=cwd,
-        env=isolated_env(root),
+        env=isolated_env(root, threads),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

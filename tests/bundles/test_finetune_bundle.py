@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import subprocess
 import sys
 
@@ -217,11 +216,8 @@ def test_metadata_and_network_io(tmp_path):
 
 def test_two_process_ddp_on_cpu(finetuned, tmp_path):
     root, ckpt, _, _ = finetuned
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
-    launcher.append(f"--master_port={port}")
+    # --standalone: torchrun's own rendezvous store on a port the OS assigns it (no free-port probe to race)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
     overrides = {
         **TINY,
         "max_epochs": 1,
@@ -230,7 +226,10 @@ def test_two_process_ddp_on_cpu(finetuned, tmp_path):
         "output_dir": tmp_path / "eval",
         "ckpt_dir": tmp_path / "models",
     }
-    run_bundle(tmp_path, "finetune_classification", ["train", "multi_gpu_train"], overrides, launcher=launcher)
+    # one thread per rank: two ranks on a 2-core machine
+    run_bundle(
+        tmp_path, "finetune_classification", ["train", "multi_gpu_train"], overrides, launcher=launcher, threads=1
+    )
     assert torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     client = _client(tmp_path)
     runs = client.search_runs([client.get_experiment_by_name("radlas").experiment_id])

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
-from bundle_runner import REPO, bundle_command, isolated_env, run_bundle
+from bundle_runner import KILL_INSIDE_SECOND_SAVE, REPO, bundle_command, isolated_env, run_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +20,10 @@ TINY = {"image_size": 64, "synthetic_images": 24, "batch_size": 4, "val_batch_si
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One uninterrupted, seeded 2-epoch run of train.json."""
+    """One uninterrupted, seeded 2-epoch run of train.json, on one thread (compared bit for bit with a resumed run)."""
     root = tmp_path_factory.mktemp("pretrain")
     overrides = {**TINY, "max_epochs": 2, "val_interval": 1, "output_dir": root / "eval", "ckpt_dir": root / "models"}
-    result = run_bundle(root, "pretrain", "train", overrides)
+    result = run_bundle(root, "pretrain", "train", overrides, threads=1)
     return root, result
 
 
@@ -80,7 +79,8 @@ def _epoch_of(path) -> int:
 
 
 def test_sigkill_then_resume_reaches_the_same_weights(trained, tmp_path):
-    """SIGKILL the same seeded run in epoch 2, resume it: the final weights equal the uninterrupted run's exactly."""
+    """SIGKILL the same seeded run inside its epoch-2 save of checkpoint_last.pt (the new file complete, epoch 1's not
+    yet replaced), resume it: the final weights equal the uninterrupted run's exactly. Both runs on one thread."""
     root, _ = trained
     overrides = {
         **TINY,
@@ -90,21 +90,26 @@ def test_sigkill_then_resume_reaches_the_same_weights(trained, tmp_path):
         "ckpt_dir": tmp_path / "models",
     }
     last = tmp_path / "models" / "checkpoint_last.pt"
-    command = bundle_command("pretrain", "train", overrides)
+    # the kill comes from inside the run (KILL_INSIDE_SECOND_SAVE), not from a poll racing the end of epoch 2
+    command = bundle_command("pretrain", "train", overrides, launcher=[sys.executable, "-c", KILL_INSIDE_SECOND_SAVE])
     process = subprocess.Popen(
-        command, cwd=REPO, env=isolated_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        cwd=REPO,
+        env=isolated_env(tmp_path, threads=1),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 600
-        # the saver first writes checkpoint_last.pt (atomically) at the end of epoch 1: kill as soon as it exists
-        while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert process.poll() is None, "the run finished before it could be killed in epoch 2"
-        process.send_signal(signal.SIGKILL)
+        output, _ = process.communicate(timeout=900)
     finally:
-        process.wait(timeout=60)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == -signal.SIGKILL, f"the run was not killed in its epoch-2 save:\n{output[-4000:]}"
     assert _epoch_of(last) == 1
-    run_bundle(tmp_path, "pretrain", "train", {**overrides, "resume": True})
+    run_bundle(tmp_path, "pretrain", "train", {**overrides, "resume": True}, threads=1)
     straight = _network_state(root / "models" / "checkpoint_last.pt")
     resumed = _network_state(last)
     mismatched = [k for k in straight if not torch.equal(straight[k], resumed[k])]
@@ -159,11 +164,8 @@ def test_inference_maps_match_input_geometry_and_hide_names(trained, tmp_path):
 
 
 def test_two_process_ddp_on_cpu(tmp_path):
-    with socket.socket() as probe:  # a free port for the rendezvous
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
-    launcher.append(f"--master_port={port}")
+    # --standalone: torchrun's own rendezvous store on a port the OS assigns it (no free-port probe to race)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
     overrides = {
         **TINY,
         "max_epochs": 1,
@@ -171,7 +173,8 @@ def test_two_process_ddp_on_cpu(tmp_path):
         "output_dir": tmp_path / "eval",
         "ckpt_dir": tmp_path / "models",
     }
-    run_bundle(tmp_path, "pretrain", ["train", "multi_gpu_train"], overrides, launcher=launcher)
+    # one thread per rank: two ranks on a 2-core machine
+    run_bundle(tmp_path, "pretrain", ["train", "multi_gpu_train"], overrides, launcher=launcher, threads=1)
     assert torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     import mlflow
 

@@ -154,5 +154,7 @@ def test_sigkill_during_save_leaves_valid_checkpoint(tmp_path: Path, delay_s: fl
     assert proc.returncode == -signal.SIGKILL
     checkpoint = load_checkpoint(path, expected_keys=["network", "meta"])
     step = checkpoint["meta"]["step"]
-    assert step in (2, 3)
+    # 2 when the kill tore save 3; later when save 3 (and more) completed before the kill landed (a loaded machine
+    # schedules the test late): any complete save is right, a torn or missing one is not
+    assert step >= 2
     assert all(torch.all(t == float(step)) for t in checkpoint["network"].values())

@@ -56,6 +56,11 @@ def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> t
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
+def _lower_keys(headers) -> dict[str, str]:
+    """Response headers as a plain dict keyed by lower-case names."""
+    return {name.lower(): value for name, value in headers.items()}
+
+
 class Server:
     def __init__(self, port: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
@@ -66,11 +71,12 @@ class Server:
             data, content_type = _multipart(fields or {}, files or {})
             extra["Content-Type"] = content_type
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=extra)
+        # header names are case-insensitive (RFC 9110): returned lower-cased, so lookups do not depend on the server
         try:
             with OPENER.open(req, timeout=timeout) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, _lower_keys(response.headers), response.read()
         except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read()
+            return err.code, _lower_keys(err.headers), err.read()
 
     def infer(self, model, query="output=json", params=None, upload=None, timeout=120):
         fields = {"params": json.dumps(params) if isinstance(params, dict) else params} if params is not None else {}

@@ -22,6 +22,7 @@ for helper_dir in ("data", "bundles", "label", "reliability"):
     if str(TESTS / helper_dir) not in sys.path:
         sys.path.insert(0, str(TESTS / helper_dir))
 
+from bundle_runner import KILL_INSIDE_SECOND_SAVE  # noqa: E402
 from campaign import (  # noqa: E402
     REPO,
     TINY_PRETRAIN,
@@ -38,7 +39,7 @@ def one_thread_env(root: Path) -> dict[str, str]:
     different order from run to run, and the resume case compares runs bit for bit."""
     from bundle_runner import isolated_env
 
-    return {**isolated_env(root), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return isolated_env(root, threads=1)
 
 
 @pytest.fixture(scope="session")
@@ -117,23 +118,6 @@ def localized(campaign, tmp_path_factory):
         cwd=inputs,  # hostile logging.conf and configs/ in the working folder and the data folder
     )
     return root, inputs, result.stdout + result.stderr
-
-
-#: ``python -c`` launcher of ``monai.bundle``: SIGKILLs its own process inside the 2nd save of ``checkpoint_last.pt``,
-#: after the temporary file is complete and before it replaces the previous checkpoint (the worst moment).
-KILL_INSIDE_SECOND_SAVE = """
-import os, runpy, signal, sys
-real_replace, saves = os.replace, []
-def replace(src, dst, *args, **kwargs):
-    if os.fspath(dst).endswith("checkpoint_last.pt"):
-        saves.append(dst)
-        if len(saves) == 2:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return real_replace(src, dst, *args, **kwargs)
-os.replace = replace
-sys.argv = ["monai.bundle", *sys.argv[3:]]
-runpy.run_module("monai.bundle", run_name="__main__", alter_sys=True)
-"""
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,9 @@ def label_server(tmp_path_factory):
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         env[name] = env[name.lower()] = DEAD_PROXY
     env.update(RADLAS_LABEL_CACHE=str(root / "cache"), TMPDIR=str(root / "tmp"), OMP_NUM_THREADS="1")
+    # the decode worker runs under an address-space cap (DECODE_MEMORY_MB): glibc's per-thread malloc arenas (up to
+    # 8 x cores, each reserving 64 MB) and ITK's per-core thread pool would make its headroom depend on the core count
+    env.update(MALLOC_ARENA_MAX="2", ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS="1")
     (root / "tmp").mkdir()
     command = [
         sys.executable,

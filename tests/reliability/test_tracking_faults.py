@@ -68,7 +68,12 @@ _EIGHT_TRACKED_RUNS = textwrap.dedent(
     def work(uri, barrier, queue):
         try:
             trainer = Engine(lambda engine, batch: {"loss": float(batch)})
-            handler = RadLASMLFlowHandler(uri, "eight", iteration_interval=1)
+            # a wait per call and a final flush with room for eight writers on a loaded 2-core machine: what is
+            # checked is that all eight runs are created and complete, not how short the lock waits are (that is
+            # the locked-store case above and tests/handlers/test_tracking.py)
+            handler = RadLASMLFlowHandler(
+                uri, "eight", iteration_interval=1, sqlite_timeout_s=5.0, final_flush_timeout_s=120.0
+            )
             handler.attach(trainer)
             barrier.wait(timeout=120)  # all eight start their run on the new store at once
             trainer.run([1, 2, 3], max_epochs=1)

@@ -45,24 +45,55 @@ def test_opt_in_warns_and_defaults_to_the_resolved_store(tmp_path: Path) -> None
     assert "--host 127.0.0.1" in default.stdout and "--port 5000" in default.stdout
 
 
+def _start_ui(env: dict, log_path: Path) -> tuple[subprocess.Popen, int, bytes]:
+    """Start the UI on a free loopback port and wait for ``/health``; (server, port, body: b"" when it never answered).
+
+    The port is probed free and then bound by the server: another process may take it in between, so a server that
+    exits because its port is in use is started again on a new one.
+    """
+    # loopback requests never go through the machine's http_proxy (which urlopen would follow)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for _ in range(3):
+        port = _free_port()
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, str(SCRIPT), "--port", str(port)], env=env, stdout=log, stderr=log
+            )
+        try:
+            deadline, body = time.monotonic() + 240, b""
+            while time.monotonic() < deadline and server.poll() is None:
+                try:
+                    with opener.open(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                        body = response.read()
+                        break
+                except OSError:
+                    time.sleep(0.5)
+        except BaseException:
+            _stop(server)
+            raise
+        lost_port = server.poll() is not None and "in use" in log_path.read_text(errors="replace").lower()
+        if not lost_port:
+            break
+    return server, port, body
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=20)
+
+
 @pytest.mark.slow
 def test_ui_serves_on_loopback(tmp_path: Path) -> None:
-    port = _free_port()
     env = {**os.environ, "RADLAS_MLFLOW_DIR": str(tmp_path / "store")}
     env.pop("MLFLOW_TRACKING_URI", None)
-    server = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    log_path = tmp_path / "ui.log"  # a file, not a pipe nobody reads while the server runs
+    server, port, body = _start_ui(env, log_path)
     try:
-        deadline, body = time.monotonic() + 240, b""
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    body = response.read()
-                    break
-            except OSError:
-                time.sleep(0.5)
-        assert server.poll() is None, server.stdout.read().decode(errors="replace")[-2000:]
+        assert server.poll() is None, log_path.read_text(errors="replace")[-2000:]
         assert body.strip() == b"OK"
         assert (tmp_path / "store" / "mlflow.db").is_file()  # the store was created on first start
         listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout if _has_ss() else ""
@@ -70,11 +101,7 @@ def test_ui_serves_on_loopback(tmp_path: Path) -> None:
             bound = [line for line in listening.splitlines() if f":{port} " in line]
             assert bound and all("127.0.0.1" in line for line in bound), bound
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
 
 
 def _has_ss() -> bool:

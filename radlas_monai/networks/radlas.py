@@ -242,7 +242,15 @@ class RadLAS(nn.Module):
         if tuple(image.shape[-2:]) == size:
             return image
         if self.restorer_kind == "vit":
-            raise ValueError(f"restorer='vit' needs inputs of img_size {size}, got {tuple(image.shape)}")
+            raise ValueError(
+                f"restorer='vit' needs inputs of img_size (B, 1, {size[0]}, {size[1]}), got {tuple(image.shape)}"
+            )
+        height, width = image.shape[-2:]
+        if height < size[0] or width < size[1] or height * size[1] != width * size[0]:
+            raise ValueError(
+                f"RadLAS expects images of shape (B, 1, {size[0]}, {size[1]}) or larger with the same aspect ratio, "
+                f"got {tuple(image.shape)}"
+            )
         return F.interpolate(image, size=size, mode="area")
 
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

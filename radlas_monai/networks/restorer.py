@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 from monai.networks.nets import BasicUNet
 
+from radlas_monai.networks.unet_utils import exact_upsampling
+
 __all__ = ["ConvRestorer", "DEFAULT_RESTORER_FEATURES"]
 
 #: BasicUNet widths of the restorer (five levels, about 1.8 M parameters).
@@ -49,6 +51,7 @@ class ConvRestorer(nn.Module):
         self.unet = BasicUNet(
             spatial_dims=2, in_channels=1, out_channels=1, features=tuple(features), norm=norm, upsample="nontrainable"
         )
+        exact_upsampling(self.unet)
         nn.init.zeros_(self.unet.final_conv.weight)
         nn.init.zeros_(self.unet.final_conv.bias)
         self.max_change = float(max_change)

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 from monai.networks.nets import BasicUNet
 
+from radlas_monai.networks.unet_utils import exact_upsampling
+
 __all__ = ["UNetGroundingHead", "DEFAULT_GROUNDING_FEATURES"]
 
 #: BasicUNet widths of the grounding head (five levels, about 1.8 M parameters).
@@ -47,6 +49,7 @@ class UNetGroundingHead(nn.Module):
         self.unet = BasicUNet(
             spatial_dims=2, in_channels=3, out_channels=1, features=tuple(features), norm=norm, upsample="nontrainable"
         )
+        exact_upsampling(self.unet)
         nn.init.constant_(self.unet.final_conv.bias, prior_logit)
 
     def forward(self, image: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ KEYS = {"loss", "loss_reconstruction", "loss_grounding", "loss_contrastive", "le
 def batch() -> tuple[RadLAS, torch.Tensor, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     net = RadLAS(img_size=32, embed_dim=16)
-    torch.nn.init.normal_(net.decoder.out.conv.conv.weight, std=0.05)
+    torch.nn.init.normal_(net.decoder.unet.final_conv.weight, std=0.05)
     g = torch.Generator().manual_seed(1)
     healthy = torch.rand(3, 1, 32, 32, generator=g) * 0.6
     mask = torch.zeros_like(healthy)

@@ -21,8 +21,8 @@ SMALL = 64  # 4 x 4 tokens: fast, and every stage still runs
 def _net(seed: int = 0, **kwargs) -> RadLAS:
     torch.manual_seed(seed)  # the test owns the RNG, never the library
     net = RadLAS(**{"img_size": SMALL, **kwargs})
-    for conv in (net.decoder.out.conv.conv,):  # leave the identity initialisation so every path is exercised
-        torch.nn.init.normal_(conv.weight, std=0.05)
+    last = net.decoder.unet.final_conv if net.restorer_kind == "conv" else net.decoder.out.conv.conv
+    torch.nn.init.normal_(last.weight, std=0.05)  # leave the identity initialisation so every path is exercised
     return net
 
 
@@ -75,8 +75,9 @@ def test_untrained_restorer_is_the_identity() -> None:
     torch.testing.assert_close(out.lesion_map, torch.sigmoid(out.grounding_logits))
 
 
-def test_stages_compose_to_forward() -> None:
-    net = _net().eval()
+@pytest.mark.parametrize("restorer, skips", [["conv", ()], ["vit", (1, 2, 4)]])
+def test_stages_compose_to_forward(restorer: str, skips: tuple) -> None:
+    net = _net(restorer=restorer, grounding="unet" if restorer == "conv" else "light").eval()
     image, _ = _images()
     with torch.no_grad():
         out = net(image)
@@ -93,7 +94,7 @@ def test_stages_compose_to_forward() -> None:
         torch.testing.assert_close(out.token_embeddings, net.project(tokens))
         torch.testing.assert_close(out.lesion_token_weight, weight)
         torch.testing.assert_close(net.predict_lesion_map(image), lmap)
-    assert net.skip_indices == (1, 2, 4)
+    assert net.skip_indices == skips
 
 
 def test_teacher_forcing_pools_under_the_given_mask() -> None:
@@ -220,7 +221,7 @@ def test_encoder_loads_from_a_radlas_checkpoint(tmp_path) -> None:
         ({"pool_source": "mask"}, "pool_source"),
         ({"contrast_weight": 2.0}, "contrast_weight"),
         ({"preset": "huge"}, "huge"),
-        ({"num_layers": 3}, "at least 4 transformer layers"),
+        ({"num_layers": 3, "restorer": "vit", "grounding": "light"}, "at least 4 transformer layers"),
     ],
 )
 def test_bad_constructor_arguments(kwargs: dict, match: str) -> None:
@@ -231,7 +232,9 @@ def test_bad_constructor_arguments(kwargs: dict, match: str) -> None:
 def test_bad_inputs_name_shapes() -> None:
     net = _net().eval()
     image, mask = _images()
-    with pytest.raises(ValueError, match=r"\(B, 1, 64, 64\), got \(2, 1, 32, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"\(B, 1, 64, 64\) or larger with the same aspect ratio, got \(2, 1, 32, 32\)"
+    ):
         net(torch.rand(2, 1, 32, 32))
     with pytest.raises(ValueError, match=r"pool_map \(2, 1, 32, 32\) must match image \(2, 1, 64, 64\)"):
         net(image, pool_map=mask[..., :32, :32])
@@ -244,3 +247,68 @@ def test_non_square_images() -> None:
         out = net(torch.rand(1, 1, 64, 48))
     assert out.restored.shape == out.lesion_map.shape == (1, 1, 64, 48)
     assert out.grid_size == (4, 3) and out.token_embeddings.shape == (1, 12, 8)
+
+
+def test_conv_path_runs_at_full_resolution_while_the_vit_reads_img_size() -> None:
+    net = _net().eval()
+    image = torch.rand(1, 1, 2 * SMALL, 2 * SMALL)
+    with torch.no_grad():
+        out = net(image)
+        small = torch.nn.functional.interpolate(image, size=(SMALL, SMALL), mode="area")
+        tokens, _ = net.encode(small)
+    assert out.lesion_map.shape == image.shape and out.restored.shape == image.shape
+    assert out.grid_size == (SMALL // 16, SMALL // 16)
+    torch.testing.assert_close(out.tokens, tokens)
+
+
+def test_forward_local_is_fully_convolutional_on_crops() -> None:
+    net = _net().eval()
+    image = torch.rand(1, 1, 96, 128)
+    with torch.no_grad():
+        restored, logits, lmap = net.forward_local(image)
+        crop = net.forward_local(image[..., :48, :64])[2]
+    assert restored.shape == logits.shape == lmap.shape == image.shape
+    # away from the crop's border the crop's map equals the whole image's map (batch norm in eval mode)
+    torch.testing.assert_close(crop[..., 8:24, 8:40], lmap[..., 8:24, 8:40], atol=1e-4, rtol=0)
+    assert not torch.equal(crop, lmap[..., :48, :64])  # the border sees the padding: a real, not trivial, check
+
+
+def test_local_image_trains_the_conv_path_on_crops_and_pools_the_whole_mask() -> None:
+    net = _net()
+    image, mask = _images()
+    out = net(image, pool_map=mask, local_image=image[..., :32, :32])
+    assert out.restored.shape == (2, 1, 32, 32) and out.lesion_map.shape == (2, 1, 32, 32)
+    torch.testing.assert_close(out.lesion_token_weight, token_lesion_weights(mask, (4, 4)))
+    with pytest.raises(ValueError, match="pool_map"):
+        net(image, local_image=image[..., :32, :32])
+    with pytest.raises(ValueError, match="restorer='conv'"):
+        _net(restorer="vit", grounding="light").forward_local(image)
+
+
+def test_unet_grounding_is_a_real_segmentation_network_without_transposed_convolutions() -> None:
+    net = RadLAS(img_size=SMALL)
+    head_params = sum(p.numel() for p in net.grounding_head.parameters())
+    assert head_params >= 1_000_000
+    unet = net.grounding_head.unet
+    assert [name for name, _ in unet.named_children() if name.startswith("down_")] == [f"down_{i}" for i in range(1, 5)]
+    transposed = (torch.nn.ConvTranspose2d, torch.nn.ConvTranspose1d)
+    assert not any(isinstance(m, transposed) for m in list(net.grounding_head.modules()) + list(net.decoder.modules()))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        [{"restorer": "unet"}, "restorer must be one of"],
+        [{"grounding": "big"}, "grounding one of"],
+        [{"grounding": "light", "grounding_features": (8, 8, 8, 8, 8, 8)}, "one int"],
+    ],
+)
+def test_bad_path_names_raise(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        RadLAS(img_size=SMALL, **kwargs)
+
+
+def test_vit_restorer_refuses_inputs_of_another_size() -> None:
+    net = _net(restorer="vit", grounding="light")
+    with pytest.raises(ValueError, match="img_size"):
+        net(torch.rand(1, 1, 2 * SMALL, 2 * SMALL))

@@ -10,6 +10,7 @@ from monai.transforms import Compose
 
 from radlas_monai.transforms.lesion_synthesis import RandLesionSynthesis, RandLesionSynthesisd
 from radlas_monai.transforms.lesion_synthesis.dictionary import meta_spacing
+from radlas_monai.transforms.lesion_synthesis.poisson import laplacian
 from radlas_monai.transforms.lesion_synthesis.regions import default_lung_fields
 
 
@@ -126,4 +127,6 @@ def test_lung_mask_and_foreign_keys_in_a_compose() -> None:
     out = t({"image": image(), "lung": lung, "donor": torch.zeros(1, 64, 64)})
     assert bool((out["lesion_mask"] > 0).any())
     assert float(out["lesion_mask"][lung == 0].abs().max()) == 0.0
-    assert float((out["image"] - out["image_healthy"])[out["lesion_mask"] > 0.5].mean()) < 0
+    core = out["lesion_mask"][None] > 0.9  # a flat donor, gradient-domain blended: the core loses its fine structure
+    before, after = (laplacian(out[key][None]).abs()[core].mean() for key in ("image_healthy", "image"))
+    assert bool(core.any()) and float(after) < 0.5 * float(before)

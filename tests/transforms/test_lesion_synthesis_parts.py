@@ -161,3 +161,39 @@ def test_family_helpers() -> None:
     assert np.allclose(log_uniform(u, (5.0, 20.0)), [5.0, 10.0, 20.0])
     h = torch.tensor([0.0, 0.5, 1.0])
     assert torch.allclose(screen_density(h, torch.tensor(0.5)), torch.tensor([0.5, 0.75, 1.0]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# gradient-domain blending
+
+
+def test_dirichlet_poisson_solver_inverts_the_laplacian() -> None:
+    from radlas_monai.transforms.lesion_synthesis.poisson import laplacian, solve_dirichlet_poisson
+
+    field = torch.randn(2, 1, 17, 23, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(solve_dirichlet_poisson(laplacian(field, "zeros")), field, atol=1e-9, rtol=0)
+
+
+def test_dst1_matches_its_definition() -> None:
+    from radlas_monai.transforms.lesion_synthesis.poisson import dst1
+
+    x = torch.randn(7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    n = x.shape[0]
+    j, k = torch.meshgrid(*(torch.arange(1, n + 1, dtype=torch.float64),) * 2, indexing="ij")
+    expected = (torch.sin(torch.pi * j * k / (n + 1)) * x[None]).sum(1)
+    torch.testing.assert_close(dst1(x), expected)
+
+
+def test_poisson_blend_keeps_donor_structure_and_drops_its_level() -> None:
+    from radlas_monai.transforms.lesion_synthesis.poisson import laplacian, poisson_blend
+
+    g = torch.Generator().manual_seed(2)
+    healthy = torch.full((1, 1, 40, 40), 0.3)
+    texture = 0.05 * torch.randn(1, 1, 40, 40, generator=g)
+    donor = 0.9 + texture  # bright donor with structure
+    blended = poisson_blend(healthy, donor)
+    inner = (..., slice(1, -1), slice(1, -1))
+    torch.testing.assert_close(laplacian(blended)[inner], laplacian(donor)[inner], atol=1e-5, rtol=0)
+    assert abs(float(blended.mean()) - 0.3) < 0.05  # the donor's level (0.9) does not come along
+    with pytest.raises(ValueError, match="one shape"):
+        poisson_blend(healthy, donor[..., :20])

@@ -46,13 +46,17 @@ FAMILY_CLASSES: dict[str, type[LesionFamily]] = {
     "pneumothorax": PneumothoraxFamily,
 }
 
-#: Default probability of each family per lesion: nodules dominate because real nodules are the first target.
+#: Default probability of each family per lesion, chosen by the share of *positive pixels* each family contributes,
+#: not by lesion count: an effusion covers ~20x the pixels of a nodule, so at equal counts border-hugging effusion and
+#: pneumothorax dominate the grounding loss and the head learns the lung outline. Measured with these probabilities
+#: (512 px JSRT normals, 0.7 mm, 1-3 lesions; ``scripts/measure_lesion_synthesis.py``): nodule 48 %, airspace
+#: opacity 27 %, foreign patch 20 %, effusion 3 %, pneumothorax 2 % of the lesion mask's mass.
 DEFAULT_FAMILY_PROBS: dict[str, float] = {
-    "nodule": 0.4,
-    "airspace_opacity": 0.2,
-    "foreign_patch": 0.2,
-    "effusion": 0.1,
-    "pneumothorax": 0.1,
+    "nodule": 0.65,
+    "airspace_opacity": 0.07,
+    "foreign_patch": 0.26,
+    "effusion": 0.01,
+    "pneumothorax": 0.01,
 }
 
 

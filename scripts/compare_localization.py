@@ -10,8 +10,14 @@ Every method is trained on the *training* images only (:mod:`radlas_monai.baseli
 under ``--work_dir``) and scored on the held-out evaluation images by
 :func:`radlas_monai.engines.localization_eval.evaluate_localization`:
 
-- ``radlas``: RadLAS (Task I + II) lesion map;
-- ``reconstruction_only``: RadLAS pretrained without Task II, its lesion map;
+- ``radlas``: RadLAS (Task I + II) lesion map (full-resolution conv restorer + U-Net grounding, trained on
+  ``--crop_size`` crops);
+- ``reconstruction_only``: RadLAS pretrained without Task II, its lesion map (NSA-style: same network and Poisson
+  patches, no contrastive task);
+- ``radlas_previous_recipe``: the first RadLAS recipe (restorer on ViT tokens, small half-resolution grounding head,
+  whole images), same budget;
+- ``log_blob``: training-free multi-scale Laplacian-of-Gaussian blob filter;
+- ``random_lung_point``: chance, a random pixel of the default lung fields;
 - ``vit_autoenc_residual``: MONAI's ViTAutoEnc recipe, smoothed ``|x - recon|`` (not re-normalised per image, so
   the map maximum still ranks images);
 - ``normal_ae_residual``: conv autoencoder trained on the normal training images, smoothed ``|x - recon|``;
@@ -44,10 +50,22 @@ logger = logging.getLogger("compare_localization")
 METHOD_NAMES = (
     "radlas",
     "reconstruction_only",
+    "radlas_previous_recipe",
     "vit_autoenc_residual",
     "normal_ae_residual",
     "densenet121_gradcam",
+    "log_blob",
+    "random_lung_point",
 )
+#: the trained model each method needs (training-free methods need none)
+TRAINED_BY_METHOD = {
+    "radlas": "radlas",
+    "reconstruction_only": "reconstruction_only",
+    "radlas_previous_recipe": "radlas_previous_recipe",
+    "vit_autoenc_residual": "vit_autoenc",
+    "normal_ae_residual": "normal_autoencoder",
+    "densenet121_gradcam": "densenet121",
+}
 
 
 def residual_map(network: torch.nn.Module, smooth: float = 2.0) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -61,39 +79,75 @@ def residual_map(network: torch.nn.Module, smooth: float = 2.0) -> Callable[[tor
     return run
 
 
-def train_all(data: pv.ExperimentData, budget: pv.PretrainBudget, work_dir: Path, device: str, force: bool) -> dict:
-    """Train (or reuse) the five compared models on the training images; returns ``name -> TrainedModel``."""
+def train_all(
+    data: pv.ExperimentData,
+    budget: pv.PretrainBudget,
+    work_dir: Path,
+    device: str,
+    force: bool,
+    methods: tuple[str, ...] = METHOD_NAMES,
+    crop_size: int | None = None,
+) -> dict:
+    """Train (or reuse) the models the chosen ``methods`` need on the training images; ``name -> TrainedModel``."""
     images, masks, labels = data.train_images, data.train_lung_masks, data.train_labels
     common: dict[str, Any] = {"device": device, "force": force}
-    trained = {"radlas": pv.pretrain_radlas(images, budget, work_dir, lung_masks=masks, **common)}
-    trained["reconstruction_only"] = pv.pretrain_reconstruction_only(
-        images, budget, work_dir, lung_masks=masks, **common
-    )
-    trained["vit_autoenc"] = pv.pretrain_vit_autoenc(images, budget, work_dir, **common)
-    trained["normal_autoencoder"] = pv.train_normal_autoencoder_variant(images, labels, budget, work_dir, **common)
-    trained["densenet121"] = pv.train_densenet121_variant(images, labels, budget, work_dir, **common)
-    return trained
+    recipe: dict[str, Any] = {"crop_size": crop_size, "loss_kwargs": pv.RECIPE_LOSS}
+    needed = {TRAINED_BY_METHOD[m] for m in methods if m in TRAINED_BY_METHOD}
+    jobs: dict[str, Callable[[], pv.TrainedModel]] = {
+        "radlas": lambda: pv.pretrain_radlas(images, budget, work_dir, lung_masks=masks, **recipe, **common),
+        "reconstruction_only": lambda: pv.pretrain_reconstruction_only(
+            images, budget, work_dir, lung_masks=masks, **recipe, **common
+        ),
+        "radlas_previous_recipe": lambda: pv.pretrain_radlas(
+            images,
+            budget,
+            work_dir,
+            lung_masks=masks,
+            method="radlas_previous_recipe",
+            network_kwargs=pv.PREVIOUS_RECIPE,
+            **common,
+        ),
+        "vit_autoenc": lambda: pv.pretrain_vit_autoenc(images, budget, work_dir, **common),
+        "normal_autoencoder": lambda: pv.train_normal_autoencoder_variant(images, labels, budget, work_dir, **common),
+        "densenet121": lambda: pv.train_densenet121_variant(images, labels, budget, work_dir, **common),
+    }
+    return {name: job() for name, job in jobs.items() if name in needed}
 
 
-def build_methods(trained: dict, budget: pv.PretrainBudget, device: str) -> dict[str, Callable]:
-    """The localization callables ``image (B, 1, S, S) -> map (B, 1, S, S)`` of the trained models."""
+def build_methods(trained: dict, budget: pv.PretrainBudget, device: str, methods: tuple[str, ...]) -> dict:
+    """The localization callables ``image (B, 1, S, S) -> map (B, 1, S, S)`` of the chosen ``methods``."""
     from radlas_monai.baselines.gradcam import GradCAMMap, build_densenet121
     from radlas_monai.baselines.normal_autoencoder import NormalAutoencoderMap, build_normal_autoencoder
+    from radlas_monai.baselines.training_free import LoGBlobMap, RandomLungPointMap
     from radlas_monai.handlers.checkpoint_io import load_network_weights
     from radlas_monai.networks import RadLASLesionMap
 
-    densenet = build_densenet121(int(trained["densenet121"].settings["num_classes"]))
-    densenet = load_network_weights(densenet, trained["densenet121"].checkpoint).to(device).eval()
-    autoencoder = load_network_weights(build_normal_autoencoder(), trained["normal_autoencoder"].checkpoint)
-    return {
-        "radlas": RadLASLesionMap(pv.load_radlas(trained["radlas"].checkpoint, budget, device)).eval(),
-        "reconstruction_only": RadLASLesionMap(
-            pv.load_radlas(trained["reconstruction_only"].checkpoint, budget, device)
-        ).eval(),
-        "vit_autoenc_residual": residual_map(pv.load_vit_autoenc(trained["vit_autoenc"].checkpoint, budget, device)),
-        "normal_ae_residual": NormalAutoencoderMap(autoencoder.to(device).eval()),
-        "densenet121_gradcam": GradCAMMap(densenet, class_index=None, scale_by_probability=True),
+    def radlas(name: str, network_kwargs: dict | None = None) -> Callable:
+        return RadLASLesionMap(pv.load_radlas(trained[name].checkpoint, budget, device, network_kwargs)).eval()
+
+    def densenet() -> Callable:
+        network = build_densenet121(int(trained["densenet121"].settings["num_classes"]))
+        network = load_network_weights(network, trained["densenet121"].checkpoint).to(device).eval()
+        return GradCAMMap(network, class_index=None, scale_by_probability=True)
+
+    def normal_ae() -> Callable:
+        network = load_network_weights(build_normal_autoencoder(), trained["normal_autoencoder"].checkpoint)
+        return NormalAutoencoderMap(network.to(device).eval())
+
+    scale = budget.image_size / 256  # nodule radii: 2.5-9 px at 256 px (0.7 mm at 512 px: 3.5-13 mm)
+    builders: dict[str, Callable[[], Callable]] = {
+        "radlas": lambda: radlas("radlas"),
+        "reconstruction_only": lambda: radlas("reconstruction_only"),
+        "radlas_previous_recipe": lambda: radlas("radlas_previous_recipe", pv.PREVIOUS_RECIPE),
+        "vit_autoenc_residual": lambda: residual_map(
+            pv.load_vit_autoenc(trained["vit_autoenc"].checkpoint, budget, device)
+        ),
+        "normal_ae_residual": normal_ae,
+        "densenet121_gradcam": densenet,
+        "log_blob": lambda: LoGBlobMap(radii_px=tuple(r * scale for r in (2.5, 4.0, 6.0, 9.0))),
+        "random_lung_point": lambda: RandomLungPointMap(seed=0, sigma=max(1.0, 2.0 * scale)),
     }
+    return {name: builders[name]() for name in methods}
 
 
 def provenance(data: pv.ExperimentData, trained: dict) -> list[dict[str, Any]]:
@@ -102,6 +156,7 @@ def provenance(data: pv.ExperimentData, trained: dict) -> list[dict[str, Any]]:
     what = {
         "radlas": f"{n_train} training images, no labels (synthetic lesions, Task I + II)",
         "reconstruction_only": f"{n_train} training images, no labels (synthetic lesions, Task I only)",
+        "radlas_previous_recipe": f"{n_train} training images, no labels (first RadLAS recipe, Task I + II)",
         "vit_autoenc": f"{n_train} training images, no labels (MONAI ViTAutoEnc recipe)",
         "normal_autoencoder": f"the {n_normal} normal training images, no labels beyond 'normal'",
         "densenet121": f"{n_train} training images with their image-level labels ({', '.join(data.class_names)})",
@@ -152,6 +207,8 @@ def main(
     jsrt_root: str = str(pv.JSRT_ROOT),
     bootstrap: int = 200,
     force: bool = False,
+    crop_size: int | None = None,
+    methods: str | tuple[str, ...] | list[str] = METHOD_NAMES,
 ) -> dict[str, Any]:
     """Train every compared model on the training split and score their maps on the evaluation split.
 
@@ -170,6 +227,9 @@ def main(
         jsrt_root: the JSRT nodule folder.
         bootstrap: bootstrap resamples of the 95 % CIs.
         force: retrain even when a cached checkpoint matches.
+        crop_size: RadLAS trains its convolutional path on crops of this side (default: half the image side from
+            256 px up, whole images below).
+        methods: the methods to compare (default: all of ``METHOD_NAMES``), e.g. ``"[radlas,log_blob]"``.
 
     Returns:
         The report dictionary (also written to ``comparison.json``).
@@ -186,16 +246,28 @@ def main(
         learning_rate=learning_rate,
         seed=seed,
     )
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
+    unknown = sorted(set(methods) - set(METHOD_NAMES))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; known: {list(METHOD_NAMES)}")
+    if crop_size is None and budget.image_size >= 256:
+        crop_size = budget.image_size // 2
     folder = Path(work_dir) if work_dir else pv.default_work_dir(dataset + ("_quick" if quick else ""))
     data = pv.prepare_experiment_data(
         dataset, budget.image_size, quick=quick, jsrt_root=jsrt_root, seed=seed, synthetic_images=24 if quick else 200
     )
     logger.info("%s: %d training / %d evaluation images", data.description, len(data.train_items), len(data.test_items))
-    trained = train_all(data, budget, folder, device, force)
-    methods = build_methods(trained, budget, device)
+    trained = train_all(data, budget, folder, device, force, methods, crop_size)
+    callables = build_methods(trained, budget, device, methods)
     out = Path(output_dir)
     results = evaluate_localization(
-        methods, data.test_items, budget.image_size, out, device=device, bootstrap=20 if quick else bootstrap, seed=seed
+        callables,
+        data.test_items,
+        budget.image_size,
+        out,
+        device=device,
+        bootstrap=20 if quick else bootstrap,
+        seed=seed,
     )
     table = method_table(results)
     report = {
@@ -205,6 +277,8 @@ def main(
         "n_train_images": len(data.train_items),
         "n_eval_images": len(data.test_items),
         "budget": budget.to_dict(),
+        "radlas_crop_size": crop_size,
+        "radlas_loss": pv.RECIPE_LOSS,
         "trained": provenance(data, trained),
         "table_markdown": table,
         "results": results,

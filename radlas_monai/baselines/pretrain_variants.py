@@ -78,6 +78,8 @@ logger = logging.getLogger(__name__)
 
 
 METHODS: tuple[str, ...] = ("radlas", "reconstruction_only", "vit_autoenc", "normal_autoencoder", "densenet121")
+#: in every RadLAS settings hash: bump when the synthesizer or the network's defaults change, so cached runs retrain
+RECIPE_VERSION = "task1-v2: conv restorer + U-Net grounding, pixel-share family mix, Poisson foreign patches"
 """Names of the compared trainings (also their cache folder names)."""
 
 
@@ -275,12 +277,23 @@ def _check_images(images: torch.Tensor, budget: PretrainBudget) -> None:
         raise ValueError(f"expected training images (N, {', '.join(map(str, expected))}), got {tuple(images.shape)}")
 
 
-def load_radlas(path: str | os.PathLike, budget: PretrainBudget, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a RadLAS network of ``budget``'s preset and size and load ``path`` into it (eval mode)."""
+#: the first RadLAS recipe (UNETR-style restorer on ViT tokens, small half-resolution grounding head): a baseline
+PREVIOUS_RECIPE: dict[str, Any] = {"restorer": "vit", "grounding": "light"}
+#: the grounding loss of the current recipe (the pretrain bundle's ``loss``): pixel-balanced focal BCE + Dice
+RECIPE_LOSS: dict[str, Any] = {"bce_weight": 10.0, "focal_gamma": 2.0}
+
+
+def load_radlas(
+    path: str | os.PathLike,
+    budget: PretrainBudget,
+    device: str | torch.device = "cpu",
+    network_kwargs: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """Rebuild a RadLAS network of ``budget``'s preset and size (and ``network_kwargs``) and load ``path`` (eval)."""
     from radlas_monai.handlers.checkpoint_io import load_network_weights
     from radlas_monai.networks import RadLAS
 
-    network = RadLAS(preset=budget.preset, img_size=budget.image_size)
+    network = RadLAS(preset=budget.preset, img_size=budget.image_size, **dict(network_kwargs or {}))
     return load_network_weights(network, path).to(device).eval()
 
 
@@ -294,12 +307,16 @@ def pretrain_radlas(
     method: str = "radlas",
     device: str | torch.device = "cpu",
     force: bool = False,
+    crop_size: int | None = None,
+    network_kwargs: Mapping[str, Any] | None = None,
+    loss_kwargs: Mapping[str, Any] | None = None,
 ) -> TrainedModel:
     """RadLAS pretraining (Task I + Task II) with the pretrain bundle's network, loss and lesion synthesis.
 
     Each step is :class:`~radlas_monai.engines.pretrain.RadLASPretrainStep` (synthesis on the device, teacher-forced
-    pooling, gradient clipping at norm 1) with ``RadLASLoss(contrastive_weight=...)`` and
-    ``RandLesionSynthesis(prob=0.8, num_lesions=(1, 3))`` at ``field_of_view_mm / image_size`` mm per pixel.
+    pooling, gradient clipping at norm 1, the conv path on ``crop_size`` crops) with
+    ``RadLASLoss(contrastive_weight=..., **loss_kwargs)`` and ``RandLesionSynthesis(prob=0.8, num_lesions=(1, 3))``
+    at ``field_of_view_mm / image_size`` mm per pixel.
 
     Args:
         images: ``(N, 1, S, S)`` training radiographs in ``[0, 1]`` (``S = budget.image_size``).
@@ -310,6 +327,9 @@ def pretrain_radlas(
         method: cache name.
         device: training device.
         force: retrain even when cached.
+        crop_size: train the convolutional path on crops of this side (None: whole images).
+        network_kwargs: further :class:`~radlas_monai.networks.RadLAS` arguments (e.g. :data:`PREVIOUS_RECIPE`).
+        loss_kwargs: further :class:`~radlas_monai.losses.RadLASLoss` arguments.
 
     Returns:
         :class:`TrainedModel` whose checkpoint is a full :class:`~radlas_monai.networks.RadLAS` state dict.
@@ -329,6 +349,10 @@ def pretrain_radlas(
         contrastive_weight=float(contrastive_weight),
         lung_masks=lung_masks is not None,
         recon_beta=recon_beta,
+        crop_size=crop_size,
+        network=dict(network_kwargs or {}),
+        loss=dict(loss_kwargs or {}),
+        synthesis=RECIPE_VERSION,
     )
 
     def train() -> tuple[nn.Module, list[float]]:
@@ -337,7 +361,10 @@ def pretrain_radlas(
         from radlas_monai.networks import RadLAS
         from radlas_monai.transforms.lesion_synthesis import RandLesionSynthesis
 
-        network = seeded_build(budget.seed, lambda: RadLAS(preset=budget.preset, img_size=budget.image_size))
+        network = seeded_build(
+            budget.seed,
+            lambda: RadLAS(preset=budget.preset, img_size=budget.image_size, **dict(network_kwargs or {})),
+        )
         network = network.to(device)
         synthesis = RandLesionSynthesis(
             prob=0.8, num_lesions=(1, 3), default_spacing=budget.field_of_view_mm / budget.image_size
@@ -347,10 +374,10 @@ def pretrain_radlas(
             state=SimpleNamespace(device=torch.device(device), iteration=0),
             network=network,
             optimizer=_adamw(network, budget),
-            loss_function=RadLASLoss(contrastive_weight=contrastive_weight),
+            loss_function=RadLASLoss(contrastive_weight=contrastive_weight, **dict(loss_kwargs or {})),
             non_blocking=False,
         )
-        iteration = RadLASPretrainStep(synthesis, grad_clip_norm=1.0)
+        iteration = RadLASPretrainStep(synthesis, grad_clip_norm=1.0, crop_size=crop_size, seed=budget.seed)
 
         def step(index: torch.Tensor) -> float:
             engine.state.iteration += 1
@@ -373,8 +400,10 @@ def pretrain_reconstruction_only(
     lung_masks: torch.Tensor | None = None,
     device: str | torch.device = "cpu",
     force: bool = False,
+    **options: Any,
 ) -> TrainedModel:
-    """RadLAS Task I alone: :func:`pretrain_radlas` with the lesion-discrimination weight 0 (same everything else)."""
+    """RadLAS Task I alone: :func:`pretrain_radlas` with the lesion-discrimination weight 0 (same everything else;
+    ``options``: ``crop_size``, ``network_kwargs``, ``loss_kwargs``)."""
     return pretrain_radlas(
         images,
         budget,
@@ -384,6 +413,7 @@ def pretrain_reconstruction_only(
         method="reconstruction_only",
         device=device,
         force=force,
+        **options,
     )
 
 

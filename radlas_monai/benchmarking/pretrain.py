@@ -29,6 +29,7 @@ from radlas_monai.benchmarking.memory import measure_peak_memory
 from radlas_monai.benchmarking.timing import ratio_summary, summarize, time_interleaved
 
 __all__ = [
+    "BUNDLE_CROP_SIZE",
     "BUNDLE_LOSS",
     "BUNDLE_SYNTHESIS",
     "build_radlas_step",
@@ -55,8 +56,13 @@ BUNDLE_LOSS: dict[str, float] = {
     "temperature": 0.1,
     "token_weight": 0.5,
     "lesion_weight": 5.0,
+    "bce_weight": 10.0,
+    "focal_gamma": 2.0,
 }
 """``RadLASLoss`` arguments of the pretrain bundle."""
+
+BUNDLE_CROP_SIZE = 128
+"""The pretrain bundle's ``crop_size``: the convolutional path trains on crops of this side (whole smaller images)."""
 
 
 def fake_engine(network: torch.nn.Module, optimizer: Any, loss_function: Any, device: str | torch.device) -> Any:
@@ -108,7 +114,9 @@ def build_radlas_trainer(
     torch.manual_seed(seed)
     network = RadLAS(preset=preset, img_size=image_size).to(device)
     optimizer = torch.optim.AdamW(network.parameters(), lr=3e-4, weight_decay=0.05)
-    step = RadLASPretrainStep(build_synthesis(image_size, seed), grad_clip_norm=1.0, amp=amp)
+    step = RadLASPretrainStep(
+        build_synthesis(image_size, seed), grad_clip_norm=1.0, amp=amp, crop_size=BUNDLE_CROP_SIZE, seed=seed
+    )
     engine = fake_engine(
         _prepare(network, device, channels_last, compile), optimizer, RadLASLoss(**BUNDLE_LOSS).to(device), device
     )

@@ -67,3 +67,47 @@ def test_validation_step_repeats_the_same_lesions_every_run():
     assert torch.equal(first["lesion_mask"], again["lesion_mask"])
     assert first["pixel_scores"].shape == first["pixel_labels"].shape == (2 * 16 * 16,)
     assert set(first["pixel_labels"].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_crop_corners_stay_inside_and_favour_the_focus():
+    import numpy as np
+
+    from radlas_monai.engines.pretrain import crop, sample_crop_corners
+
+    focus = torch.zeros(64, 1, 128, 128)
+    focus[..., 100:110, 10:20] = 1
+    corners = sample_crop_corners(focus, 32, 1.0, np.random.RandomState(0), tuple(focus.shape))
+    assert corners.shape == (64, 2) and corners.min() >= 0 and corners.max() <= 128 - 32
+    crops = crop(focus, corners, 32)
+    assert crops.shape == (64, 1, 32, 32) and bool((crops.flatten(1).sum(1) > 0).all())  # every crop sees the focus
+    uniform = sample_crop_corners(focus, 32, 0.0, np.random.RandomState(0), tuple(focus.shape))
+    assert float((crop(focus, uniform, 32).flatten(1).sum(1) > 0).float().mean()) < 0.5
+    with pytest.raises(ValueError, match="crop_size 200"):
+        sample_crop_corners(None, 200, 0.5, np.random.RandomState(0), tuple(focus.shape))
+
+
+def test_pretrain_step_trains_the_conv_path_on_crops():
+    torch.manual_seed(0)
+    network = RadLAS(preset="tiny", img_size=64)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
+    synthesis = RandLesionSynthesis(prob=1.0)
+    synthesis.set_random_state(0)
+    step = RadLASPretrainStep(synthesis, crop_size=32, seed=3)
+    output = step(_engine(network, optimizer), _batch())
+    assert output["lesion_map"].shape == output["restored"].shape == output["image"].shape == (2, 1, 32, 32)
+    assert output["lesion_mask"].shape == (2, 1, 32, 32) and output["loss"] == output["loss"]
+    with pytest.raises(ValueError, match="pool_with_target"):
+        RadLASPretrainStep(synthesis, crop_size=32, pool_with_target=False)
+
+
+def test_crop_draws_follow_the_step_seed():
+    def corners(seed):
+        torch.manual_seed(0)
+        network = RadLAS(preset="tiny", img_size=64)
+        synthesis = RandLesionSynthesis(prob=1.0).set_random_state(0)
+        out = RadLASPretrainStep(synthesis, crop_size=32, seed=seed)(
+            _engine(network, torch.optim.SGD(network.parameters(), lr=0.0)), _batch()
+        )
+        return out["healthy"]
+
+    assert torch.equal(corners(1), corners(1)) and not torch.equal(corners(1), corners(2))

@@ -19,7 +19,9 @@ def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return logits, target  # image 2 has no lesion
 
 
-def _reference(logits: torch.Tensor, target: torch.Tensor, bce_w: float, dice_w: float) -> tuple[list, list, list]:
+def _reference(
+    logits: torch.Tensor, target: torch.Tensor, bce_w: float, dice_w: float, gamma: float = 0.0, pos_w: float = 1.0
+) -> tuple[list, list, list]:
     bce, dice, has = [], [], []
     for b in range(logits.shape[0]):
         total, inter, psum, ysum = 0.0, 0.0, 0.0, 0.0
@@ -27,7 +29,9 @@ def _reference(logits: torch.Tensor, target: torch.Tensor, bce_w: float, dice_w:
             for j in range(logits.shape[3]):
                 p = 1 / (1 + math.exp(-float(logits[b, 0, i, j])))
                 y = float(target[b, 0, i, j])
-                total += -(y * math.log(p) + (1 - y) * math.log(1 - p))
+                term = -(y * math.log(p) + (1 - y) * math.log(1 - p))
+                p_t = p * y + (1 - p) * (1 - y)
+                total += term * (1 - p_t) ** gamma * (1 + (pos_w - 1) * y)
                 inter, psum, ysum = inter + p * y, psum + p, ysum + y
         bce.append(bce_w * total / (logits.shape[2] * logits.shape[3]))
         dice.append(dice_w * (1 - (2 * inter + 1e-5) / (psum + ysum + 1e-5)) if ysum > 0 else 0.0)
@@ -37,12 +41,20 @@ def _reference(logits: torch.Tensor, target: torch.Tensor, bce_w: float, dice_w:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"bce_weight": 0.5, "dice_weight": 2.0}, {"dice_weight": 0.0}, {"reduction": "none"}, {"reduction": "sum"}],
+    [
+        {},
+        {"bce_weight": 0.5, "dice_weight": 2.0},
+        {"dice_weight": 0.0},
+        {"reduction": "none"},
+        {"reduction": "sum"},
+        {"focal_gamma": 2.0, "bce_weight": 10.0},
+        {"focal_gamma": 1.0, "pos_weight": 4.0, "reduction": "none"},
+    ],
 )
 def test_matches_reference(kwargs: dict) -> None:
     logits, target = _batch()
     bw, dw = kwargs.get("bce_weight", 1.0), kwargs.get("dice_weight", 1.0)
-    bce, dice, has = _reference(logits, target, bw, dw)
+    bce, dice, has = _reference(logits, target, bw, dw, kwargs.get("focal_gamma", 0.0), kwargs.get("pos_weight", 1.0))
     reduction = kwargs.get("reduction", "mean")
     expected = {
         "mean": sum(bce) / len(bce) + sum(dice) / max(1, sum(has)),
@@ -101,3 +113,18 @@ def test_bad_shapes_raise(logits: torch.Tensor, target: torch.Tensor, match: str
 def test_bad_weights_raise() -> None:
     with pytest.raises(ValueError, match="-1.0"):
         GroundingLoss(bce_weight=-1.0)
+
+
+def test_focal_term_down_weights_easy_background() -> None:
+    target = torch.zeros(1, 1, 4, 4)
+    easy = torch.full((1, 1, 4, 4), -6.0)  # confidently right background
+    plain, focal = GroundingLoss(dice_weight=0.0), GroundingLoss(dice_weight=0.0, focal_gamma=2.0)
+    assert float(focal(easy, target)) < 1e-3 * float(plain(easy, target))
+    hard = torch.full((1, 1, 4, 4), 3.0)  # confidently wrong: focal keeps most of the loss
+    assert float(focal(hard, target)) > 0.9 * float(plain(hard, target))
+
+
+@pytest.mark.parametrize("kwargs", [{"focal_gamma": -1.0}, {"pos_weight": 0.0}])
+def test_bad_focal_arguments_raise(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="focal_gamma"):
+        GroundingLoss(**kwargs)

@@ -107,3 +107,18 @@ def test_bad_shapes_and_weights_raise(batch) -> None:
         RadLASLoss()(out, healthy, mask[..., :16, :16])
     with pytest.raises(ValueError, match="recon_weight"):
         RadLASLoss(recon_weight=-1.0)
+
+
+def test_token_mask_drives_task_two_when_the_conv_path_ran_on_crops(batch) -> None:
+    net, corrupted, healthy, mask = batch
+    crop = (..., slice(0, 16), slice(0, 16))
+    out = net(corrupted, pool_map=mask, local_image=corrupted[crop])
+    loss = RadLASLoss(min_lesion_pixels=1.0)
+    terms = loss(out, healthy[crop], mask[crop], token_mask=mask)
+    # image 1's lesion lies outside the crop: it still counts as lesioned for Task II through the whole mask
+    assert float(terms["lesion_fraction"]) == pytest.approx(2 / 3)
+    assert float(loss(out, healthy[crop], mask[crop])["lesion_fraction"]) == pytest.approx(1 / 3)
+    expected_recon = loss.reconstruction(out.restored, healthy[crop], mask[crop])
+    torch.testing.assert_close(terms["loss_reconstruction"], expected_recon)
+    with pytest.raises(ValueError, match="differ in batch"):
+        loss(out, healthy[crop], mask[crop], token_mask=mask[:2])

@@ -40,7 +40,16 @@ def runs(tmp_path_factory):
 
 def test_localization_table(runs):
     report, _, out, _ = runs
-    names = ["radlas", "reconstruction_only", "vit_autoenc_residual", "normal_ae_residual", "densenet121_gradcam"]
+    names = [
+        "radlas",
+        "reconstruction_only",
+        "radlas_previous_recipe",
+        "vit_autoenc_residual",
+        "normal_ae_residual",
+        "densenet121_gradcam",
+        "log_blob",
+        "random_lung_point",
+    ]
     assert list(report["results"]) == names
     table = (out / "comparison.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and "pointing_game" not in line]
@@ -51,7 +60,8 @@ def test_localization_table(runs):
     saved = json.loads((out / "comparison.json").read_text())
     assert saved["budget"]["image_size"] == 32 and saved["n_eval_images"] == report["n_eval_images"] > 0
     trained = {entry["model"]: entry for entry in saved["trained"]}
-    assert set(trained) == {"radlas", "reconstruction_only", "vit_autoenc", "normal_autoencoder", "densenet121"}
+    expected = {"radlas", "reconstruction_only", "radlas_previous_recipe", "vit_autoenc", "normal_autoencoder"}
+    assert set(trained) == expected | {"densenet121"}
     assert "normal training images" in trained["normal_autoencoder"]["trained_on"]
     assert (out / "metrics.json").is_file()
 
@@ -79,6 +89,23 @@ def test_classification_reuses_the_cached_pretrainings(runs):
     assert classification["encoders"]["reconstruction_only"] == trained["reconstruction_only"]["checkpoint"]
     assert Path(classification["encoders"]["vit_autoenc"]).name == "encoder.pt"
     assert classification["pretrain_budget"] == localization["budget"]
+
+
+def test_localization_method_subset_trains_only_what_it_needs(runs, tmp_path):
+    work = Path(runs[0]["trained"][0]["checkpoint"]).parents[1]
+    report = _script("compare_localization").main(
+        dataset="synthetic",
+        quick=True,
+        image_size=32,
+        work_dir=str(work),
+        bootstrap=5,
+        output_dir=str(tmp_path),
+        methods=["radlas", "log_blob"],
+    )
+    assert list(report["results"]) == ["radlas", "log_blob"]
+    assert [entry["model"] for entry in report["trained"]] == ["radlas"] and report["trained"][0]["reused"]
+    with pytest.raises(ValueError, match="unknown methods"):
+        _script("compare_localization").main(quick=True, output_dir=str(tmp_path), methods=["oracle"])
 
 
 def test_unknown_protocol_raises(tmp_path):

@@ -39,10 +39,11 @@ class LoGBlobMap:
         """The blob map (computed on the CPU with scipy; returned on ``image``'s device)."""
         if image.ndim != 4 or image.shape[1] != 1:
             raise ValueError(f"expected (B, 1, H, W), got {tuple(image.shape)}")
-        array = image.detach().float().cpu().numpy()
-        out = np.empty_like(array)
+        array = image.detach().double().cpu().numpy()
+        out = np.empty(array.shape, dtype=np.float32)
         for b in range(array.shape[0]):
-            responses = [-(s**2) * ndimage.gaussian_laplace(array[b, 0], s) for s in self.sigmas]
+            centred = array[b, 0] - array[b, 0].mean()  # LoG ignores a constant; the truncated kernel does not quite
+            responses = [-(s**2) * ndimage.gaussian_laplace(centred, s) for s in self.sigmas]
             out[b, 0] = np.tanh(np.clip(np.max(responses, axis=0), 0.0, None) / self.scale)
         return torch.from_numpy(out).to(image.device)
 

@@ -10,12 +10,12 @@ Stages, each a named method: ``encode -> restore -> ground -> pool -> project``.
 * :meth:`RadLAS.ground`: learned grounding logits and the lesion map (:func:`lesion_map`); by default a
   full-resolution MONAI U-Net (:class:`~radlas_monai.networks.unet_grounding.UNetGroundingHead`), or the small
   half-resolution head of the first recipe (``grounding="light"``).
+* :meth:`RadLAS.pool`: lesion-cue / normal-anatomy features pooled under a map.
+* :meth:`RadLAS.project`: one shared projection head into the contrastive space.
 
 Two paths, two resolutions: the convolutional path (restore + ground) is fully convolutional, runs at the input's
 full resolution and trains on native-resolution crops (:meth:`RadLAS.forward_local`); the ViT carries the global
 side (Task II, diagnosis) at ``img_size``.
-* :meth:`RadLAS.pool`: lesion-cue / normal-anatomy features pooled under a map.
-* :meth:`RadLAS.project`: one shared projection head into the contrastive space.
 
 Which map is pooled: by default the predicted lesion map, *detached* (``detach_pool_map=True``) so
 that Task II cannot bend the grounding to suit the contrastive loss. Pretraining should pass the

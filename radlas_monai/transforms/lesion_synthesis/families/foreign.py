@@ -23,8 +23,8 @@ class ForeignPatchFamily(LesionFamily):
     Schlueter et al., ECCV 2022): the donor's structure (wrong ribs, vessels at the wrong angle) comes along, its
     brightness level and slope do not, so the patch is betrayed by its structure and never by a brightness step at
     its edge (hard pasting, CutPaste / FPI, teaches exactly that step and stays at chance on real radiographs).
-    ``match`` mixes the Poisson result with the donor's own values where the mask is opaque (0: pure gradient
-    domain).
+    ``match`` weighs the Poisson result against the donor moved to the recipient's mean (1, the default: pure
+    gradient-domain blending).
 
     Args:
         diameter: range of the long diameter in mm (pixels when the spacing is unknown), log-uniform.

@@ -7,7 +7,8 @@ Usage::
 On the JSRT *test half* (the shared folder): the mean residual inside the real nodule discs against the rest of the
 lung (the lung masks), and, on the test half's normal images with the pretraining synthesizer's lesions written in,
 inside the synthetic lesion cores (mask > 0.5) against the rest of the lung. An identity restorer gives a ratio of
-about 1; a restorer that removes lesions and keeps anatomy gives a ratio well above 1.
+about 1; a restorer that removes lesions and keeps anatomy gives a ratio well above 1. Also reported: the share of
+test images whose lesion-map peak lies outside the lungs (the network never sees a lung mask at inference).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def measure(
     images, lungs = load_radiographs(test, image_size)
     budget = pv.PretrainBudget(image_size=image_size, preset=preset)
     network = pv.load_radlas(checkpoint, budget, network_kwargs={"restorer": restorer, "grounding": grounding})
-    real_in, real_out, synth_in, synth_out = [], [], [], []
+    real_in, real_out, synth_in, synth_out, outside = [], [], [], [], []
     normals = [k for k, item in enumerate(test) if not item.get("centers")]
     synth = RandLesionSynthesis(prob=1.0, num_lesions=(1, 3), default_spacing=0.7 * 512 / image_size)
     synth.set_random_state(seed)
@@ -59,7 +60,10 @@ def measure(
     with torch.no_grad():
         for k, item in enumerate(test):
             lung = lungs[k, 0].numpy() > 0
-            residual = (images[k : k + 1] - network.restore(images[k : k + 1])).abs()[0, 0].numpy()
+            out = network(images[k : k + 1])
+            residual = (images[k : k + 1] - out.restored).abs()[0, 0].numpy()
+            peak = np.unravel_index(int(out.lesion_map[0, 0].argmax()), lung.shape)
+            outside.append(not lung[peak])
             if item.get("centers"):
                 disc = _discs(item, image_size)
                 real_in.append(residual[disc].mean())
@@ -74,6 +78,7 @@ def measure(
     result = {
         "real_nodules": {"inside": float(np.mean(real_in)), "lung_background": float(np.mean(real_out))},
         "synthetic_lesions": {"inside": float(np.mean(synth_in)), "lung_background": float(np.mean(synth_out))},
+        "map_peaks_outside_lungs": float(np.mean(outside)),
         "n_nodule_images": len(real_in),
         "n_synthetic_images": len(synth_in),
     }

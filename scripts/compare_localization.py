@@ -209,6 +209,7 @@ def main(
     force: bool = False,
     crop_size: int | None = None,
     methods: str | tuple[str, ...] | list[str] = METHOD_NAMES,
+    model_seed: int | None = None,
 ) -> dict[str, Any]:
     """Train every compared model on the training split and score their maps on the evaluation split.
 
@@ -222,6 +223,8 @@ def main(
         learning_rate: AdamW learning rate of every training.
         preset: RadLAS / ViTAutoEnc encoder size.
         seed: seed of the split, initialisations and batch order.
+        model_seed: seed of the initialisations, batch order and synthesis only (default ``seed``): other training
+            seeds on the same split.
         device: ``cpu`` or ``cuda``.
         work_dir: checkpoint cache (default ``~/.cache/radlas_monai/experiments/<dataset>[_quick]``).
         jsrt_root: the JSRT nodule folder.
@@ -244,7 +247,7 @@ def main(
         epochs=epochs or (1 if quick else 20),
         batch_size=batch_size or (4 if quick else 16),
         learning_rate=learning_rate,
-        seed=seed,
+        seed=seed if model_seed is None else model_seed,
     )
     methods = (methods,) if isinstance(methods, str) else tuple(methods)
     unknown = sorted(set(methods) - set(METHOD_NAMES))

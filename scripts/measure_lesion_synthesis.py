@@ -8,7 +8,9 @@ Usage::
 Synthetic lesions are drawn into the JSRT *training half's* normal radiographs (512 px, 0.7 mm) with the bundle's
 default :class:`~radlas_monai.transforms.RandLesionSynthesis`; real nodules are the training half's. Prints and writes:
 
-* the share of the lesion mask's mass per family (the mix the grounding loss sees);
+* the share of the lesion mask's mass per family (the mix the grounding loss sees): sampled with the default mix,
+  and expected, from each family's mean mask mass per lesion (each family drawn alone) times its probability (the
+  sampled share is noisy: effusions are rare and about 13x the mass of a nodule);
 * the share of mask mass outside the lungs (clipped or border-hugging lesions);
 * the added disc-minus-ring contrast of synthetic nodules against the contrast of the real nodules (quartiles);
 * the share of nodule centres within 10 mm of the lung border, synthetic against real.
@@ -86,10 +88,20 @@ def measure(jsrt_root: str = str(JSRT_ROOT), repeats: int = 8, seed: int = 0) ->
                 added.append(after - disc_ring_contrast(images[b, 0].numpy(), row, col, radius))
                 depths.append(depth * SPACING_MM)
         logger.info("pass %d/%d: %d synthetic nodules so far", repeat + 1, repeats, len(added))
+    mean_mass = {}
+    for name in LESION_FAMILIES:
+        alone = RandLesionSynthesis(prob=1.0, num_lesions=1, family_probs={name: 1.0}, default_spacing=SPACING_MM)
+        alone.set_random_state(seed)
+        mean_mass[name] = sum(float(alone(images, lung_mask=lungs).mask.sum()) for _ in range(2)) / (2 * len(normals))
+    weighted = {name: p * mean_mass[name] for name, p in zip(LESION_FAMILIES, synth.family_probs)}
     result = {
         "images": len(normals),
+        "mean_mask_mass_per_lesion_px": {name: round(value, 1) for name, value in mean_mass.items()},
+        "expected_family_pixel_share": {
+            name: round(value / sum(weighted.values()), 4) for name, value in weighted.items()
+        },
         "repeats": repeats,
-        "family_pixel_share": {name: round(value / max(total, 1e-12), 4) for name, value in mass.items()},
+        "sampled_family_pixel_share": {name: round(value / max(total, 1e-12), 4) for name, value in mass.items()},
         "mask_mass_outside_lungs": round(outside / max(total, 1e-12), 4),
         "nodule_contrast_quartiles": {"synthetic_added": _quartiles(added), "real_jsrt": _quartiles(real_contrast)},
         "nodule_centres_within_10mm_of_border": {

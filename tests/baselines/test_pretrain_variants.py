@@ -147,3 +147,15 @@ class TestData:
         assert positives == [77, 77]
         assert all(i.get("centers") and i.get("radii") for i in test if sum(i["label"]))
         assert pv.jsrt_split(JSRT, seed=0)["test"] == test
+
+
+def test_recipe_settings_are_the_pretrain_bundles():
+    # the comparison, the benchmark and the bundle train the same recipe: one drifting would compare another model
+    from pathlib import Path
+
+    from radlas_monai.benchmarking.pretrain import BUNDLE_CROP_SIZE, BUNDLE_LOSS
+
+    config = json.loads((Path(__file__).resolve().parents[2] / "bundles/pretrain/configs/train.json").read_text())
+    loss = {k: v for k, v in config["loss"].items() if k != "_target_"}
+    assert loss == BUNDLE_LOSS and config["crop_size"] == BUNDLE_CROP_SIZE
+    assert pv.RECIPE_LOSS.items() <= loss.items()

@@ -31,16 +31,26 @@ def test_deep_sampling_respects_the_depth_and_falls_back_to_the_deepest_cells():
     assert depth.min() == fields.depth[0].max()
 
 
-def test_nodules_are_not_clipped_into_half_discs_by_the_lung_edge():
-    lung = _lungs()
+def _shallowest_nodule(lung: torch.Tensor) -> float:
+    """Smallest ``centre depth / core radius`` over the synthetic nodules of a few batches (< 1: cut by the edge)."""
     synth = RandLesionSynthesis(prob=1.0, num_lesions=2, family_probs={"nodule": 1.0}, lung_dilation=0.0)
     synth.set_random_state(0)
-    outside, total = 0.0, 0.0
+    ratios = []
     for _ in range(4):
         out = synth(torch.full((8, 1, 128, 128), 0.3), lung_mask=lung, spacing=1.0)
-        outside += float((out.mask * (lung == 0)).sum())
-        total += float(out.mask.sum())
-    assert total > 0 and outside / total < 0.01  # before depth-aware placement: several percent
+        for b in range(8):
+            for _, _, _, radius, depth in lesion_centres(out.mask[b, 0].numpy(), out.family[b, 0].numpy(), lung[b, 0]):
+                ratios.append(depth / max(radius, 1.0))
+    return min(ratios)
+
+
+def test_nodules_are_not_clipped_into_half_discs_by_the_lung_edge(monkeypatch):
+    # the mask is cut at the lung edge (lung_dilation=0), so a nodule placed too near it becomes a half-disc whose
+    # centre sits less than one radius inside the lung
+    lung = _lungs()
+    assert _shallowest_nodule(lung) >= 1.0
+    monkeypatch.setattr("radlas_monai.transforms.lesion_synthesis.array._CORE_DEPTH", 0.0)  # placement ignores depth
+    assert _shallowest_nodule(lung) < 1.0
 
 
 def test_default_family_mix_by_pixel_share_is_focal():

@@ -87,11 +87,18 @@ def train_all(
     force: bool,
     methods: tuple[str, ...] = METHOD_NAMES,
     crop_size: int | None = None,
+    loss_kwargs: dict[str, Any] | None = None,
 ) -> dict:
-    """Train (or reuse) the models the chosen ``methods`` need on the training images; ``name -> TrainedModel``."""
+    """Train (or reuse) the models the chosen ``methods`` need on the training images; ``name -> TrainedModel``.
+
+    ``loss_kwargs`` (default :data:`~radlas_monai.baselines.pretrain_variants.RECIPE_LOSS`) is the RadLAS loss of
+    ``radlas`` and ``reconstruction_only``."""
     images, masks, labels = data.train_images, data.train_lung_masks, data.train_labels
     common: dict[str, Any] = {"device": device, "force": force}
-    recipe: dict[str, Any] = {"crop_size": crop_size, "loss_kwargs": pv.RECIPE_LOSS}
+    recipe: dict[str, Any] = {
+        "crop_size": crop_size,
+        "loss_kwargs": pv.RECIPE_LOSS if loss_kwargs is None else loss_kwargs,
+    }
     needed = {TRAINED_BY_METHOD[m] for m in methods if m in TRAINED_BY_METHOD}
     jobs: dict[str, Callable[[], pv.TrainedModel]] = {
         "radlas": lambda: pv.pretrain_radlas(images, budget, work_dir, lung_masks=masks, **recipe, **common),
@@ -210,6 +217,8 @@ def main(
     crop_size: int | None = None,
     methods: str | tuple[str, ...] | list[str] = METHOD_NAMES,
     model_seed: int | None = None,
+    validation: bool = False,
+    loss: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train every compared model on the training split and score their maps on the evaluation split.
 
@@ -233,6 +242,10 @@ def main(
         crop_size: RadLAS trains its convolutional path on crops of this side (default: half the image side from
             256 px up, whole images below).
         methods: the methods to compare (default: all of ``METHOD_NAMES``), e.g. ``"[radlas,log_blob]"``.
+        validation: JSRT only: train on the fit part of the training half and score its validation part (choosing
+            settings without the test half; see :func:`~radlas_monai.baselines.experiment_data.jsrt_split`).
+        loss: RadLAS loss settings replacing the recipe's (``RECIPE_LOSS``), e.g.
+            ``'{"bce_weight": 10, "focal_gamma": 2, "outside_weight": 5}'``.
 
     Returns:
         The report dictionary (also written to ``comparison.json``).
@@ -257,10 +270,17 @@ def main(
         crop_size = budget.image_size // 2
     folder = Path(work_dir) if work_dir else pv.default_work_dir(dataset + ("_quick" if quick else ""))
     data = pv.prepare_experiment_data(
-        dataset, budget.image_size, quick=quick, jsrt_root=jsrt_root, seed=seed, synthetic_images=24 if quick else 200
+        dataset,
+        budget.image_size,
+        quick=quick,
+        jsrt_root=jsrt_root,
+        seed=seed,
+        synthetic_images=24 if quick else 200,
+        validation=validation,
     )
+    loss_kwargs = dict(pv.RECIPE_LOSS if loss is None else loss)
     logger.info("%s: %d training / %d evaluation images", data.description, len(data.train_items), len(data.test_items))
-    trained = train_all(data, budget, folder, device, force, methods, crop_size)
+    trained = train_all(data, budget, folder, device, force, methods, crop_size, loss_kwargs)
     callables = build_methods(trained, budget, device, methods)
     out = Path(output_dir)
     results = evaluate_localization(
@@ -281,7 +301,8 @@ def main(
         "n_eval_images": len(data.test_items),
         "budget": budget.to_dict(),
         "radlas_crop_size": crop_size,
-        "radlas_loss": pv.RECIPE_LOSS,
+        "radlas_loss": loss_kwargs,
+        "validation_run": validation,
         "trained": provenance(data, trained),
         "table_markdown": table,
         "results": results,

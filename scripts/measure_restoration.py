@@ -3,6 +3,7 @@
 Usage::
 
     python scripts/measure_restoration.py --checkpoint /tmp/cmp/work_jsrt/radlas/model.pt --image_size 256
+    python scripts/measure_restoration.py --checkpoint /tmp/cmp/val/radlas/model.pt --split validation
 
 On the JSRT *test half* (the shared folder): the mean residual inside the real nodule discs against the rest of the
 lung (the lung masks), and, on the test half's normal images with the pretraining synthesizer's lesions written in,
@@ -43,12 +44,18 @@ def measure(
     restorer: str = "conv",
     grounding: str = "unet",
     seed: int = 0,
+    split: str = "test",
 ) -> dict:
-    """Residual means and ratios (see the module docstring); printed as JSON."""
+    """Residual means and ratios (see the module docstring); printed as JSON.
+
+    ``split``: ``"test"`` (the test half) or ``"validation"`` (the held-out part of the training half, for choosing
+    settings; see :func:`~radlas_monai.baselines.experiment_data.jsrt_split`)."""
     from radlas_monai.transforms import RandLesionSynthesis
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s - %(message)s")
-    test = pv.jsrt_split(jsrt_root)["test"]
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
+    test = pv.jsrt_split(jsrt_root)[split]
     images, lungs = load_radiographs(test, image_size)
     budget = pv.PretrainBudget(image_size=image_size, preset=preset)
     network = pv.load_radlas(checkpoint, budget, network_kwargs={"restorer": restorer, "grounding": grounding})
@@ -81,6 +88,8 @@ def measure(
         "map_peaks_outside_lungs": float(np.mean(outside)),
         "n_nodule_images": len(real_in),
         "n_synthetic_images": len(synth_in),
+        "split": split,
+        "n_images": len(test),
     }
     for key in ("real_nodules", "synthetic_lesions"):
         result[key]["ratio"] = result[key]["inside"] / max(result[key]["lung_background"], 1e-12)

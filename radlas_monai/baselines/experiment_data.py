@@ -77,19 +77,25 @@ def _absolute(item: Mapping[str, Any], root: Path) -> dict[str, Any]:
     return out
 
 
-def jsrt_split(root: str | os.PathLike = JSRT_ROOT, seed: int = 0) -> dict[str, list[dict]]:
+def jsrt_split(
+    root: str | os.PathLike = JSRT_ROOT, seed: int = 0, validation_fraction: float = 0.25
+) -> dict[str, list[dict]]:
     """The comparison's fixed JSRT split: 50 % training / 50 % test by patient, stratified nodule / normal.
 
     Nodule and normal images are each split in half with
     :func:`~radlas_monai.data.datalist.split_by_patient` (``fractions=(0.5, 0, 0.5)``, ``seed``); every JSRT image
     is its own patient. Items carry absolute paths, ``label``, ``centers``/``radii`` (nodules) and ``lung_mask``.
+    For choosing settings, the training half is split once more the same way (stratified, by patient): ``fit``
+    (``1 - validation_fraction`` of it) and ``validation``; the test half is never part of that choice.
 
     Args:
         root: the JSRT nodule folder (``labels.csv``, ``images/``, ``lung_masks/``).
         seed: seed of the split.
+        validation_fraction: share of the training half held out as ``validation``.
 
     Returns:
-        ``{"training": [...], "test": [...]}``.
+        ``{"training": [...], "test": [...], "fit": [...], "validation": [...]}`` (``fit + validation`` is
+        ``training``).
 
     Raises:
         FileNotFoundError: when ``root`` has no ``labels.csv``.
@@ -99,12 +105,17 @@ def jsrt_split(root: str | os.PathLike = JSRT_ROOT, seed: int = 0) -> dict[str, 
 
     root = Path(root).expanduser().resolve()
     items = [_absolute(item, root) for item in build_datalist(root, split=(1.0, 0.0, 0.0), seed=seed)["training"]]
-    out: dict[str, list[dict]] = {"training": [], "test": []}
+    out: dict[str, list[dict]] = {"training": [], "test": [], "fit": [], "validation": []}
     for positive in (True, False):
         group = [item for item in items if bool(sum(item.get("label", [0]))) == positive]
         halves = split_by_patient(group, fractions=(0.5, 0.0, 0.5), seed=seed)
         out["training"] += halves["training"]
         out["test"] += halves["test"]
+        parts = split_by_patient(
+            halves["training"], fractions=(1.0 - validation_fraction, validation_fraction, 0.0), seed=seed
+        )
+        out["fit"] += parts["training"]
+        out["validation"] += parts["validation"]
     return out
 
 
@@ -146,6 +157,7 @@ def prepare_experiment_data(
     jsrt_root: str | os.PathLike = JSRT_ROOT,
     seed: int = 0,
     synthetic_images: int = 200,
+    validation: bool = False,
 ) -> ExperimentData:
     """Load the training and evaluation images of a comparison run into memory.
 
@@ -161,13 +173,17 @@ def prepare_experiment_data(
         jsrt_root: the JSRT nodule folder.
         seed: seed of the split and of the synthetic dataset.
         synthetic_images: size of the synthetic dataset.
+        validation: JSRT only: train on the ``fit`` part of the training half and evaluate on its ``validation``
+            part (:func:`jsrt_split`), to choose settings without looking at the test half.
 
     Returns:
         :class:`ExperimentData`.
 
     Raises:
-        ValueError: for an unknown dataset.
+        ValueError: for an unknown dataset, or ``validation`` with the synthetic dataset.
     """
+    if validation and dataset != "jsrt":
+        raise ValueError(f"validation=True splits the JSRT training half; got dataset {dataset!r}")
     if dataset == "jsrt":
         from radlas_monai.data.adapters.jsrt_nodule import CLASS_NAMES
 
@@ -177,6 +193,9 @@ def prepare_experiment_data(
             f"JSRT nodule subset ({jsrt_root}): fixed split by patient, 50 % training / 50 % test, stratified "
             f"nodule/normal, seed {seed}"
         )
+        if validation:
+            train, test = splits["fit"], splits["validation"]
+            description += "; validation run: fit part of the training half -> its validation part (no test images)"
     elif dataset == "synthetic":
         from radlas_monai.data.datalist import load_datalist
         from radlas_monai.data.synthetic import ensure_synthetic_dataset

@@ -225,16 +225,18 @@ class RadLASPretrainStep:
         )
         network.train()
         optimizer.zero_grad(set_to_none=True)
-        local, target, local_mask = None, healthy, lesion_mask
+        lung = _to_device(batchdata, self.lung_mask_key, device, engine.non_blocking) if self.lung_mask_key else None
+        local, target, local_mask, local_lung = None, healthy, lesion_mask, lung
         if self.crop_size is not None and self.crop_size < min(corrupted.shape[-2:]):
-            lung = batchdata.get(self.lung_mask_key) if self.lung_mask_key else None
-            focus = torch.as_tensor(lung) if lung is not None else lesion_mask
+            focus = lung if lung is not None else lesion_mask
             corners = sample_crop_corners(focus, self.crop_size, self.crop_focus_prob, self.R, tuple(corrupted.shape))
             local, target, local_mask = (crop(t, corners, self.crop_size) for t in (corrupted, healthy, lesion_mask))
+            local_lung = crop(lung, corners, self.crop_size) if lung is not None else None
         with autocast_context(device, self.amp):
             pool_map = lesion_mask if self.pool_with_target else None
             output = network(corrupted, pool_map=pool_map, local_image=local)
-            terms = loss_function(output, target, local_mask, token_mask=lesion_mask)
+            extra = {"lung_mask": local_lung} if local_lung is not None else {}
+            terms = loss_function(output, target, local_mask, token_mask=lesion_mask, **extra)
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at iteration {engine.state.iteration}: {terms}")

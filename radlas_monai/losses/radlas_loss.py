@@ -41,7 +41,8 @@ class RadLASLoss(_Loss):
         recon_beta: smooth-L1 transition of the reconstruction loss (0: plain L1), see
             :class:`LesionWeightedReconstructionLoss`.
         ssim_weight: SSIM weight in the reconstruction loss.
-        bce_weight, dice_weight, focal_gamma, pos_weight: grounding loss terms (see :class:`GroundingLoss`).
+        bce_weight, dice_weight, focal_gamma, pos_weight, dice_mode, outside_weight: grounding loss terms (see
+            :class:`GroundingLoss`).
         min_lesion_pixels: mask mass (sum of mask values) from which an image counts as lesioned.
 
     :meth:`forward` returns a dict of 0-d tensors: ``loss`` (the total, to back-propagate),
@@ -67,6 +68,8 @@ class RadLASLoss(_Loss):
         dice_weight: float = 1.0,
         focal_gamma: float = 0.0,
         pos_weight: float = 1.0,
+        dice_mode: str = "image",
+        outside_weight: float = 1.0,
         min_lesion_pixels: float = 1.0,
     ) -> None:
         super().__init__()
@@ -86,7 +89,12 @@ class RadLASLoss(_Loss):
             lesion_weight=lesion_weight, beta=recon_beta, ssim_weight=ssim_weight
         )
         self.grounding = GroundingLoss(
-            bce_weight=bce_weight, dice_weight=dice_weight, focal_gamma=focal_gamma, pos_weight=pos_weight
+            bce_weight=bce_weight,
+            dice_weight=dice_weight,
+            focal_gamma=focal_gamma,
+            pos_weight=pos_weight,
+            dice_mode=dice_mode,
+            outside_weight=outside_weight,
         )
         self.contrastive = LesionDiscriminationLoss(temperature=temperature, token_weight=token_weight)
 
@@ -96,6 +104,7 @@ class RadLASLoss(_Loss):
         healthy: torch.Tensor,
         lesion_mask: torch.Tensor,
         token_mask: torch.Tensor | None = None,
+        lung_mask: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Compute all terms for one batch.
 
@@ -106,6 +115,8 @@ class RadLASLoss(_Loss):
             lesion_mask: synthetic lesion masks ``(B, 1, H, W)`` in ``[0, 1]``, on the same grid.
             token_mask: the whole images' synthetic masks ``(B, 1, H', W')`` for the contrastive term and
                 ``has_lesion`` when ``lesion_mask`` holds crops (default: ``lesion_mask``).
+            lung_mask: lung fields ``(B, 1, H, W)`` on ``lesion_mask``'s grid, for the grounding loss's
+                ``outside_weight`` (optional).
 
         Returns:
             dict with ``loss``, ``loss_reconstruction``, ``loss_grounding``, ``loss_contrastive`` and
@@ -131,7 +142,7 @@ class RadLASLoss(_Loss):
                 raise ValueError(
                     "grounding_weight > 0 but the network has no grounding head (grounding_logits is None)"
                 )
-            terms["loss_grounding"] = self.grounding(output.grounding_logits.float(), mask)
+            terms["loss_grounding"] = self.grounding(output.grounding_logits.float(), mask, lung_mask)
         if self.contrastive_weight > 0:
             token_weights = token_lesion_weights(whole, output.grid_size) if self.contrastive.token_weight > 0 else None
             terms["loss_contrastive"] = self.contrastive(

@@ -147,6 +147,15 @@ class TestData:
         assert positives == [77, 77]
         assert all(i.get("centers") and i.get("radii") for i in test if sum(i["label"]))
         assert pv.jsrt_split(JSRT, seed=0)["test"] == test
+        fit, validation = split["fit"], split["validation"]  # choosing settings: inside the training half only
+        assert sorted(i["image"] for i in fit + validation) == sorted(i["image"] for i in train)
+        assert {i["patient"] for i in fit}.isdisjoint({i["patient"] for i in validation})
+        assert 0.2 < len(validation) / len(train) < 0.3 and sum(sum(i["label"]) for i in validation) > 10
+        data = pv.prepare_experiment_data("jsrt", 64, jsrt_root=JSRT, validation=True)
+        assert [i["image"] for i in data.test_items] == [i["image"] for i in validation]
+        assert len(data.train_items) == len(fit) and "validation" in data.description
+        with pytest.raises(ValueError, match="JSRT"):
+            pv.prepare_experiment_data("synthetic", 64, validation=True)
 
 
 def test_recipe_settings_are_the_pretrain_bundles():

@@ -111,3 +111,32 @@ def test_crop_draws_follow_the_step_seed():
         return out["healthy"]
 
     assert torch.equal(corners(1), corners(1)) and not torch.equal(corners(1), corners(2))
+
+
+def test_pretrain_step_hands_the_cropped_lung_mask_to_the_loss():
+    seen = {}
+
+    class Recording(RadLASLoss):
+        def forward(self, output, healthy, lesion_mask, token_mask=None, lung_mask=None):
+            seen["lung"], seen["mask"] = lung_mask, lesion_mask
+            return super().forward(output, healthy, lesion_mask, token_mask=token_mask, lung_mask=lung_mask)
+
+    torch.manual_seed(0)
+    network = RadLAS(preset="tiny", img_size=64)
+    engine = _engine(network, torch.optim.SGD(network.parameters(), lr=0.0))
+    engine.loss_function = Recording(outside_weight=5.0)
+    batch = _batch()
+    out = RadLASPretrainStep(RandLesionSynthesis(prob=1.0).set_random_state(0), crop_size=32, seed=3)(engine, batch)
+    assert seen["lung"].shape == (2, 1, 32, 32) and 0 < float(seen["lung"].mean()) < 1
+    # the lung crop is taken at the image crop's corner: find that corner in the healthy image
+    for b in range(2):
+        hits = [
+            (r, c)
+            for r in range(33)
+            for c in range(33)
+            if torch.equal(batch["image"][b, :, r : r + 32, c : c + 32], out["healthy"][b])
+        ]
+        assert len(hits) == 1
+        r, c = hits[0]
+        assert torch.equal(seen["lung"][b], batch["lung_mask"][b, :, r : r + 32, c : c + 32])
+    assert float((seen["mask"] * (1 - seen["lung"])).sum()) < 0.05 * float(seen["mask"].sum())  # lesions in lungs

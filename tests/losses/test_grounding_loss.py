@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from radlas_monai.losses.grounding import GroundingLoss
 
@@ -127,4 +128,64 @@ def test_focal_term_down_weights_easy_background() -> None:
 @pytest.mark.parametrize("kwargs", [{"focal_gamma": -1.0}, {"pos_weight": 0.0}])
 def test_bad_focal_arguments_raise(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="focal_gamma"):
+        GroundingLoss(**kwargs)
+
+
+def _two_lesions() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 1, 32, 32, generator=g) * 2
+    target = torch.zeros(2, 1, 32, 32)
+    target[0, 0, 2:6, 2:6] = 1.0  # a small lesion (window: rows/cols 0:10)
+    target[0, 0, 20:30, 20:30] = 1.0  # a large one (window: rows/cols 13:32, clipped)
+    target[1, 0, 10:14, 15:19] = 1.0  # image 1: one lesion (window 6:18 x 11:23)
+    return logits, target
+
+
+def _dice(prob: torch.Tensor, own: torch.Tensor) -> float:
+    return 1 - (2 * float((prob * own).sum()) + 1e-5) / (float(prob.sum()) + float(own.sum()) + 1e-5)
+
+
+def test_lesion_dice_matches_a_hand_written_window_per_lesion() -> None:
+    logits, target = _two_lesions()
+    prob = torch.sigmoid(logits)[:, 0]
+    small, large, third = torch.zeros(32, 32), torch.zeros(32, 32), torch.zeros(32, 32)
+    small[2:6, 2:6], large[20:30, 20:30], third[10:14, 15:19] = 1, 1, 1
+    per_lesion = [
+        _dice(prob[0, 0:10, 0:10], small[0:10, 0:10]),
+        _dice(prob[0, 13:32, 13:32], large[13:32, 13:32]),  # the small lesion is outside this window
+        _dice(prob[1, 6:18, 11:23], third[6:18, 11:23]),
+    ]
+    loss = GroundingLoss(bce_weight=0.0, dice_mode="lesion")
+    torch.testing.assert_close(loss(logits, target), torch.tensor(sum(per_lesion) / 3))
+    none = GroundingLoss(bce_weight=0.0, dice_mode="lesion", reduction="none")(logits, target)
+    torch.testing.assert_close(none, torch.tensor([(per_lesion[0] + per_lesion[1]) / 2, per_lesion[2]]))
+
+
+def test_lesion_dice_weighs_a_missed_small_lesion_like_a_large_one() -> None:
+    # the map finds the large lesion and misses the small one: image Dice barely notices, per-lesion Dice does
+    _, target = _two_lesions()
+    target = target[:1]
+    logits = torch.where(target > 0, 20.0, -20.0)
+    logits[0, 0, 2:6, 2:6] = -20.0
+    image = float(GroundingLoss(bce_weight=0.0)(logits, target))
+    lesion = float(GroundingLoss(bce_weight=0.0, dice_mode="lesion")(logits, target))
+    assert image < 0.1 and lesion > 0.45
+
+
+def test_outside_weight_costs_only_pixels_outside_the_lungs() -> None:
+    logits, target = _batch()
+    lung = torch.zeros_like(target)
+    lung[..., 1:5, 1:5] = 1.0
+    weight = 1 + 4 * (lung <= 0.5).float()
+    expected = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).mean()
+    loss = GroundingLoss(dice_weight=0.0, outside_weight=5.0)
+    torch.testing.assert_close(loss(logits, target, lung), expected)
+    torch.testing.assert_close(loss(logits, target), GroundingLoss(dice_weight=0.0)(logits, target))  # no mask
+    with pytest.raises(ValueError, match="lung_mask"):
+        loss(logits, target, lung[..., :4])
+
+
+@pytest.mark.parametrize("kwargs, match", [({"outside_weight": 0.0}, "outside_weight"), ({"dice_mode": "px"}, "px")])
+def test_bad_lesion_arguments_raise(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
         GroundingLoss(**kwargs)

@@ -88,12 +88,20 @@ def train_all(
     methods: tuple[str, ...] = METHOD_NAMES,
     crop_size: int | None = None,
     loss_kwargs: dict[str, Any] | None = None,
+    pool: str = "all",
 ) -> dict:
     """Train (or reuse) the models the chosen ``methods`` need on the training images; ``name -> TrainedModel``.
 
     ``loss_kwargs`` (default :data:`~radlas_monai.baselines.pretrain_variants.RECIPE_LOSS`) is the RadLAS loss of
-    ``radlas`` and ``reconstruction_only``."""
+    ``radlas`` and ``reconstruction_only``; ``pool`` (``"all"`` or ``"normal"``) their pretraining images (every
+    training image, or only those labelled normal)."""
     images, masks, labels = data.train_images, data.train_lung_masks, data.train_labels
+    ssl_images, ssl_masks = images, masks
+    if pool == "normal":
+        normal = labels.sum(dim=1) == 0
+        ssl_images, ssl_masks = images[normal], (masks[normal] if masks is not None else None)
+    elif pool != "all":
+        raise ValueError(f"pool must be 'all' or 'normal', got {pool!r}")
     common: dict[str, Any] = {"device": device, "force": force}
     recipe: dict[str, Any] = {
         "crop_size": crop_size,
@@ -101,9 +109,9 @@ def train_all(
     }
     needed = {TRAINED_BY_METHOD[m] for m in methods if m in TRAINED_BY_METHOD}
     jobs: dict[str, Callable[[], pv.TrainedModel]] = {
-        "radlas": lambda: pv.pretrain_radlas(images, budget, work_dir, lung_masks=masks, **recipe, **common),
+        "radlas": lambda: pv.pretrain_radlas(ssl_images, budget, work_dir, lung_masks=ssl_masks, **recipe, **common),
         "reconstruction_only": lambda: pv.pretrain_reconstruction_only(
-            images, budget, work_dir, lung_masks=masks, **recipe, **common
+            ssl_images, budget, work_dir, lung_masks=ssl_masks, **recipe, **common
         ),
         "radlas_previous_recipe": lambda: pv.pretrain_radlas(
             images,
@@ -157,12 +165,13 @@ def build_methods(trained: dict, budget: pv.PretrainBudget, device: str, methods
     return {name: builders[name]() for name in methods}
 
 
-def provenance(data: pv.ExperimentData, trained: dict) -> list[dict[str, Any]]:
+def provenance(data: pv.ExperimentData, trained: dict, pool: str = "all") -> list[dict[str, Any]]:
     """What each method was trained on (and for how long), for the report."""
     n_train, n_normal = len(data.train_items), int((data.train_labels.sum(dim=1) == 0).sum())
+    ssl = f"{n_train} training images, no labels" if pool == "all" else f"the {n_normal} normal training images"
     what = {
-        "radlas": f"{n_train} training images, no labels (synthetic lesions, Task I + II)",
-        "reconstruction_only": f"{n_train} training images, no labels (synthetic lesions, Task I only)",
+        "radlas": f"{ssl} (synthetic lesions, Task I + II)",
+        "reconstruction_only": f"{ssl} (synthetic lesions, Task I only)",
         "radlas_previous_recipe": f"{n_train} training images, no labels (first RadLAS recipe, Task I + II)",
         "vit_autoenc": f"{n_train} training images, no labels (MONAI ViTAutoEnc recipe)",
         "normal_autoencoder": f"the {n_normal} normal training images, no labels beyond 'normal'",
@@ -219,6 +228,7 @@ def main(
     model_seed: int | None = None,
     validation: bool = False,
     loss: dict[str, Any] | None = None,
+    pool: str = "all",
 ) -> dict[str, Any]:
     """Train every compared model on the training split and score their maps on the evaluation split.
 
@@ -246,6 +256,8 @@ def main(
             settings without the test half; see :func:`~radlas_monai.baselines.experiment_data.jsrt_split`).
         loss: RadLAS loss settings replacing the recipe's (``RECIPE_LOSS``), e.g.
             ``'{"bce_weight": 10, "focal_gamma": 2, "outside_weight": 5}'``.
+        pool: the images RadLAS (and reconstruction-only) pretrain on: ``"all"`` training images (mixed: findings
+            are trained as healthy) or only the ``"normal"`` ones (same epochs, so fewer steps).
 
     Returns:
         The report dictionary (also written to ``comparison.json``).
@@ -280,7 +292,7 @@ def main(
     )
     loss_kwargs = dict(pv.RECIPE_LOSS if loss is None else loss)
     logger.info("%s: %d training / %d evaluation images", data.description, len(data.train_items), len(data.test_items))
-    trained = train_all(data, budget, folder, device, force, methods, crop_size, loss_kwargs)
+    trained = train_all(data, budget, folder, device, force, methods, crop_size, loss_kwargs, pool)
     callables = build_methods(trained, budget, device, methods)
     out = Path(output_dir)
     results = evaluate_localization(
@@ -303,7 +315,8 @@ def main(
         "radlas_crop_size": crop_size,
         "radlas_loss": loss_kwargs,
         "validation_run": validation,
-        "trained": provenance(data, trained),
+        "radlas_pool": pool,
+        "trained": provenance(data, trained, pool),
         "table_markdown": table,
         "results": results,
         "wall_seconds": round(time.perf_counter() - start, 1),

@@ -108,6 +108,25 @@ def test_localization_method_subset_trains_only_what_it_needs(tmp_path):
         _script("compare_localization").main(quick=True, output_dir=str(tmp_path), methods=["oracle"])
 
 
+def test_localization_pool_and_loss_reach_the_radlas_training(tmp_path):
+    script = _script("compare_localization")
+    common = {"dataset": "synthetic", "quick": True, "image_size": 32, "bootstrap": 5, "methods": ["radlas"]}
+    loss = {"bce_weight": 10.0, "focal_gamma": 2.0, "dice_mode": "lesion", "outside_weight": 5.0}
+    report = script.main(
+        work_dir=str(tmp_path / "w"), output_dir=str(tmp_path / "o"), pool="normal", loss=loss, **common
+    )
+    settings = json.loads((tmp_path / "w" / "radlas" / "settings.json").read_text())["settings"]
+    assert report["radlas_pool"] == "normal" and report["radlas_loss"] == loss and settings["loss"] == loss
+    assert "normal training images" in report["trained"][0]["trained_on"]
+    data = script.pv.prepare_experiment_data("synthetic", 32, quick=True, synthetic_images=24)
+    n_normal = int((data.train_labels.sum(dim=1) == 0).sum())
+    assert 0 < n_normal < len(data.train_items) and settings["num_images"] == n_normal
+    with pytest.raises(ValueError, match="pool"):
+        script.main(work_dir=str(tmp_path / "w"), output_dir=str(tmp_path / "o"), pool="sick", **common)
+    with pytest.raises(ValueError, match="JSRT"):
+        script.main(work_dir=str(tmp_path / "w"), output_dir=str(tmp_path / "o"), validation=True, **common)
+
+
 def test_unknown_protocol_raises(tmp_path):
     with pytest.raises(ValueError, match="protocol"):
         _script("compare_classification").main(quick=True, output_dir=str(tmp_path), protocol="knn")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -16,6 +17,8 @@ pytestmark = pytest.mark.slow
 
 CLASSES = ["Nodule", "Mass", "Consolidation", "Effusion", "Pneumothorax", "Cardiomegaly"]
 TINY = {"image_size": 64, "synthetic_images": 24, "batch_size": 4, "val_batch_size": 4, "log_interval": 1}
+#: the train StatsHandler's line: ``Epoch: 1/2, Iter: 1/4 -- train_loss: 1.3264``
+LOSS_LINE = re.compile(r"Epoch: (\d+)/\d+, Iter: (\d+)/(\d+) -- train_loss: (\d+\.\d+)")
 
 
 def _pretrain_checkpoint(root):
@@ -91,6 +94,44 @@ def test_train_run_is_tagged_with_lineage_and_metrics(finetuned):
     assert run.data.tags["radlas.parent_checkpoint_sha256"] == file_sha256(ckpt)
     assert any("val_mean_auroc" in m for m in run.data.metrics), run.data.metrics
     assert run.data.params.get("finetune_mode") == "linear_probe"
+
+
+def test_train_loss_is_logged_every_iteration_and_stored_in_mlflow(finetuned):
+    """The StatsHandler prints the loss of every iteration (log_interval 1); the MLflow run holds the same values."""
+    root, _, _, result = finetuned
+    log = result.stdout + result.stderr
+    assert "ignoring non-scalar output in StatsHandler" not in log
+    logged = [float(value) for *_, value in LOSS_LINE.findall(log)]
+    per_epoch = int(LOSS_LINE.search(log)[3]) if logged else 0
+    assert per_epoch > 0 and len(logged) == 2 * per_epoch, log[-3000:]
+    client = _client(root)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("radlas").experiment_id], "tags.`radlas.bundle` = 'finetune_classification'"
+    )
+    history = sorted(client.get_metric_history(run.info.run_id, "train/loss"), key=lambda m: m.step)
+    assert [m.step for m in history] == list(range(1, len(logged) + 1))
+    assert [m.value for m in history] == pytest.approx(logged, abs=5.1e-5)  # printed with 4 decimals
+
+
+def test_train_with_monai_tracking_switch_logs_the_loss(finetuned, tmp_path):
+    """MONAI's own ``--tracking mlflow`` adds its MLFlowHandler, which reads the loss as the StatsHandler does."""
+    root, ckpt, _, _ = finetuned
+    overrides = {
+        **TINY,
+        "max_epochs": 1,
+        "val_interval": 1,
+        "pretrained_ckpt": ckpt,
+        "output_dir": tmp_path / "eval",
+        "ckpt_dir": tmp_path / "models",
+        "tracking": "mlflow",
+    }
+    result = run_bundle(tmp_path, "finetune_classification", "train", overrides)
+    assert LOSS_LINE.search(result.stdout + result.stderr)
+    client = _client(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("radlas").experiment_id])
+    assert runs and all(run.info.status == "FINISHED" for run in runs)
+    metrics = set().union(*(run.data.metrics for run in runs))
+    assert {"train_loss", "train/loss"} <= metrics  # MONAI's MLFlowHandler and RadLAS's
 
 
 def test_evaluate_writes_metrics_json_and_roc_plot(finetuned):

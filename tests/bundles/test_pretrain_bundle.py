@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from bundle_runner import KILL_INSIDE_SECOND_SAVE, REPO, bundle_command, isolate
 pytestmark = pytest.mark.slow
 
 TINY = {"image_size": 64, "synthetic_images": 24, "batch_size": 4, "val_batch_size": 8, "limit": 8, "log_interval": 1}
+#: the train StatsHandler's line: ``Epoch: 1/2, Iter: 1/2 -- train_loss: 1.1740``
+LOSS_LINE = re.compile(r"Epoch: (\d+)/\d+, Iter: (\d+)/(\d+) -- train_loss: (\d+\.\d+)")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +65,23 @@ def test_train_logs_metrics_and_images_to_mlflow(trained):
     assert any(p.endswith(".png") for p in artifacts), artifacts
     assert client.list_artifacts(run.info.run_id, "config")
     assert run.data.params.get("max_epochs") == "2"
+
+
+def test_train_loss_is_logged_every_iteration_and_stored_in_mlflow(trained):
+    """The StatsHandler prints the loss of every iteration (log_interval 1); the MLflow run holds the same values."""
+    root, result = trained
+    log = result.stdout + result.stderr
+    assert "ignoring non-scalar output in StatsHandler" not in log
+    logged = [float(value) for *_, value in LOSS_LINE.findall(log)]
+    per_epoch = int(LOSS_LINE.search(log)[3]) if logged else 0
+    assert per_epoch > 0 and len(logged) == 2 * per_epoch, log[-3000:]
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("radlas").experiment_id])
+    history = sorted(client.get_metric_history(run.info.run_id, "train/loss"), key=lambda m: m.step)
+    assert [m.step for m in history] == list(range(1, len(logged) + 1))
+    assert [m.value for m in history] == pytest.approx(logged, abs=5.1e-5)  # printed with 4 decimals
 
 
 def test_train_logs_progress_and_skip_reports(trained):

@@ -282,7 +282,8 @@ class RadLASValidationStep:
     Returns (per call):
         A dict with ``image``, ``healthy``, ``lesion_mask``, ``restored``, ``lesion_map`` (B, 1, H, W) and
         ``pixel_scores`` / ``pixel_labels`` (P,) flattened, subsampled lesion-map values and binary mask labels for
-        ``monai.handlers.ROCAUC``.
+        ``monai.handlers.ROCAUC``, and the image-level features ``global_embedding`` (B, E) and ``global_feature``
+        (B, D, the mean token) for :class:`radlas_monai.metrics.EffectiveRankMetric`.
     """
 
     def __init__(
@@ -321,5 +322,7 @@ class RadLASValidationStep:
                 "lesion_map": lesion_map,
                 "pixel_scores": lesion_map[..., ::s, ::s].reshape(-1),
                 "pixel_labels": (lesion_mask[..., ::s, ::s] > 0.5).reshape(-1).float(),
+                "global_embedding": output.global_embedding.float(),
+                "global_feature": output.global_feature.float(),
             },
         )

@@ -13,6 +13,9 @@
 - :mod:`~radlas_monai.metrics.froc`: FROC sensitivities and JAFROC figure of merit (Chakraborty 2004, 2013)
 - :mod:`~radlas_monai.metrics.bootstrap`: percentile bootstrap CIs over images or patients
 - :mod:`~radlas_monai.metrics.report`: markdown tables, flat scalars, FROC plots
+
+- :mod:`~radlas_monai.metrics.effective_rank`: effective rank (participation ratio) of feature vectors, a measure of
+  representation collapse (:class:`EffectiveRankMetric` over a data set)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from radlas_monai.metrics.classification import (
     write_roc_plot,
 )
 from radlas_monai.metrics.cnr import contrast_to_noise_ratio
+from radlas_monai.metrics.effective_rank import EffectiveRankMetric, effective_rank
 from radlas_monai.metrics.froc import FROC_FP_RATES, froc_curve, froc_sensitivities, jafroc_fom, match_marks
 from radlas_monai.metrics.localization import LocalizationMetrics
 from radlas_monai.metrics.overlap import MEAN_IOU_THRESHOLDS, iou_dice, mean_iou, overlap_at_thresholds
@@ -48,6 +52,8 @@ __all__ = [
     "roc_auc_per_class",
     "roc_curve",
     "write_roc_plot",
+    "EffectiveRankMetric",
+    "effective_rank",
     "BOX_THRESHOLDS",
     "DEFAULT_TABLE_KEYS",
     "FROC_FP_RATES",

@@ -84,6 +84,22 @@ def test_train_loss_is_logged_every_iteration_and_stored_in_mlflow(trained):
     assert [m.value for m in history] == pytest.approx(logged, abs=5.1e-5)  # printed with 4 decimals
 
 
+def test_validation_reports_effective_rank_of_the_embeddings(trained):
+    """Effective rank (participation ratio) of the global embedding and of the mean token over the validation set,
+    in the log and in MLflow after every validation; at most min(N - 1, D) for N validation images."""
+    root, result = trained
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("radlas").experiment_id])
+    images = TINY["limit"]
+    for name in ("val_effective_rank_embedding", "val_effective_rank_mean_token"):
+        assert re.search(rf"Epoch\[2\] Metrics -- .*{name}: \d+\.\d+", result.stdout + result.stderr), name
+        history = client.get_metric_history(run.info.run_id, f"val/{name}")
+        assert sorted(m.step for m in history) == [1, 2]
+        assert all(1.0 <= m.value <= images - 1 + 1e-6 for m in history), history
+
+
 def test_train_logs_progress_and_skip_reports(trained):
     root, result = trained
     assert "train_loss" in result.stdout + result.stderr

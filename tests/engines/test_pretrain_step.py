@@ -67,6 +67,11 @@ def test_validation_step_repeats_the_same_lesions_every_run():
     assert torch.equal(first["lesion_mask"], again["lesion_mask"])
     assert first["pixel_scores"].shape == first["pixel_labels"].shape == (2 * 16 * 16,)
     assert set(first["pixel_labels"].unique().tolist()) <= {0.0, 1.0}
+    with torch.no_grad():
+        output = network(first["image"])  # the image-level features, for the effective-rank metrics
+    assert torch.allclose(first["global_embedding"], output.global_embedding)
+    assert torch.allclose(first["global_feature"], output.global_feature)
+    assert first["global_embedding"].ndim == first["global_feature"].ndim == 2
 
 
 def test_crop_corners_stay_inside_and_favour_the_focus():

@@ -10,7 +10,9 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["resolve_datalist", "load_screened_split", "inference_items"]
+import numpy as np
+
+__all__ = ["resolve_datalist", "load_screened_split", "is_normal", "inference_items"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ def load_screened_split(
     strict: bool = False,
     screen: bool = True,
     limit: int = 0,
+    pool: str = "all",
 ) -> list[dict]:
     """Load one split of a datalist and leave out files that cannot be read, with a report.
 
@@ -100,13 +103,29 @@ def load_screened_split(
         screen: read every file once before training (set ``False`` only for very large, already-checked
             datasets: a file that cannot be read then stops the run when the dataset loads it).
         limit: keep only the first ``limit`` items (``0`` keeps all): for smoke runs.
+        pool: ``"all"`` items, or only the ``"normal"`` ones (:func:`is_normal`: ``"normal": true``, or a ``label``
+            with no finding), e.g. to pretrain only on images without findings.
 
     Returns:
         The readable items, in datalist order, with absolute paths.
+
+    Raises:
+        ValueError: for an unknown ``pool``, or ``pool="normal"`` when no item of the split is marked normal.
     """
     from radlas_monai.data.datalist import load_datalist
 
+    if pool not in ("all", "normal"):
+        raise ValueError(f"pool must be 'all' or 'normal', got {pool!r}")
     items = load_datalist(datalist, split=split)
+    if pool == "normal":
+        normal = [item for item in items if is_normal(item)]
+        if items and not normal:
+            raise ValueError(
+                f"pool='normal' but none of the {len(items)} {split!r} items of {datalist} is marked normal: give "
+                'normal images "normal": true or a label without findings (an empty findings cell in the CSV '
+                "of scripts/build_datalist.py csv), or use pool='all'"
+            )
+        items = normal
     if limit:
         items = items[:limit]
     if not screen or not items:
@@ -117,6 +136,17 @@ def load_screened_split(
     report_path.parent.mkdir(parents=True, exist_ok=True)
     good, _ = screen_datalist(items, keys=keys, strict=strict, report_path=report_path)
     return good
+
+
+def is_normal(item: dict) -> bool:
+    """Whether a datalist item is marked normal: ``"normal"`` given (truthy), else a ``label`` with no finding.
+
+    Items with neither (unlabelled) are not normal: a normal-only pool needs normals to be marked.
+    """
+    if "normal" in item:
+        return bool(item["normal"])
+    label = item.get("label")
+    return label is not None and not any(float(v) for v in np.atleast_1d(np.asarray(label, dtype=float)))
 
 
 def inference_items(

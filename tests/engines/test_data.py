@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from radlas_monai.data.writers import write_dicom, write_png
-from radlas_monai.engines.data import inference_items, load_screened_split, resolve_datalist
+from radlas_monai.engines.data import inference_items, is_normal, load_screened_split, resolve_datalist
 
 
 @pytest.fixture()
@@ -66,3 +66,25 @@ def test_synthetic_default(tmp_path, monkeypatch):
     path = resolve_datalist(None, None, tmp_path, synthetic_images=6, image_size=64)
     assert str(tmp_path / "cache") in path
     assert load_screened_split(path, "training", tmp_path, keys=("image", "lung_mask"))
+
+
+def test_normal_pool_keeps_only_items_marked_normal(folder, tmp_path):
+    images = sorted(str(p) for p in folder.rglob("frontal.png"))
+    items = [
+        {"image": images[0], "label": [0, 0]},  # labelled, no finding: normal
+        {"image": images[1], "label": [0, 1]},  # a finding
+        {"image": images[2]},  # unlabelled: not known to be normal
+        {"image": images[3], "normal": True, "label": [1, 0]},  # an explicit flag wins over the label
+        {"image": images[4], "normal": False},
+    ]
+    datalist = tmp_path / "pool.json"
+    datalist.write_text(json.dumps({"training": items}))
+    assert [is_normal(item) for item in items] == [True, False, False, True, False]
+    assert len(load_screened_split(datalist, "training", tmp_path)) == 5
+    kept = load_screened_split(datalist, "training", tmp_path, pool="normal")
+    assert [item["image"] for item in kept] == [images[0], images[3]]
+    datalist.write_text(json.dumps({"training": [items[1], items[2]]}))
+    with pytest.raises(ValueError, match="none of the 2 'training' items.*marked normal"):
+        load_screened_split(datalist, "training", tmp_path, pool="normal")
+    with pytest.raises(ValueError, match="pool must be"):
+        load_screened_split(datalist, "training", tmp_path, pool="healthy")

@@ -13,8 +13,9 @@ proxy and log endpoints. :class:`RequestGuard` answers before any of that runs:
   ``Expect: 100-continue`` (curl does above 1 MB) gets the 413 at once and never sends the body; a body declared
   larger than the drain budget is answered at once and the connection closed, so such a client may see a reset;
 - ``POST /infer/{model}``: the model must be served (404), the query may hold only ``image`` (a datastore
-  image id), ``output`` (``image``/``json``/``all``) and an empty ``session_id``, the form only ``params``
-  and one ``file``; ``params`` must pass the model's allow-list (:mod:`radlas_monai.label.params`), else 422.
+  image id; with an uploaded ``file`` it is ignored by MONAI Label, so only its form is checked), ``output``
+  (``image``/``json``/``all``) and an empty ``session_id``, the form only ``params`` and one ``file``;
+  ``params`` must pass the model's allow-list (:mod:`radlas_monai.label.params`), else 422.
 
 Every refusal is a JSON body ``{"error": <code>, "detail": <message>}``.
 """
@@ -236,20 +237,25 @@ class RequestGuard:
             if key == "output" and value not in _OUTPUTS:
                 raise _Refused(422, "invalid_request_parameter", f"output must be one of {sorted(_OUTPUTS)}")
         image = dict(query).get("image", "")
-        if image:
-            self._check_image_id(image)
         params, has_file = await self._read_form(scope, body)
-        if not has_file and not image:
+        if image:
+            self._check_image_id(image, in_datastore=not has_file)
+        elif not has_file:
             raise _Refused(422, "missing_image", "upload a file (form field 'file') or give a datastore image id")
         try:
             validate_params(parse_params(params), self.allowed_params[model])
         except RequestParamError as err:
             raise _Refused(422, "invalid_request_parameter", str(err)) from None
 
-    def _check_image_id(self, image: str) -> None:
+    def _check_image_id(self, image: str, in_datastore: bool = True) -> None:
+        """``image`` must look like an id; without an upload it must also name a datastore image.
+
+        With an upload MONAI Label infers on the uploaded file and ignores ``image`` (``MONAILabelClient.infer``
+        always sends one, often the file's name), so only its form is checked then.
+        """
         if not IMAGE_ID_PATTERN.match(image):
             raise _Refused(422, "invalid_image_id", "image must be a datastore image id (GET /datastore/?output=all)")
-        if self.image_ids is not None and image not in set(self.image_ids()):
+        if in_datastore and self.image_ids is not None and image not in set(self.image_ids()):
             raise _Refused(404, "unknown_image", f"image {image!r} is not in the datastore")
 
     async def _read_form(self, scope: dict, body: bytes) -> tuple[str | None, bool]:

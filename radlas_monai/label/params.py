@@ -21,8 +21,11 @@ Accepted parameters (all optional):
 ``result_extension``   ``.png``/``.nii.gz``            file format of the returned image
 =====================  ==============================  ============================================
 
-Client bookkeeping keys that viewers send on their own (``label_info``, ``result_dtype``,
-``result_compress``, ``restore_label_idx``) are accepted only with their documented plain types and ignored.
+Client bookkeeping keys that viewers and MONAI Label's own client send on their own are accepted only with
+their documented plain types and ignored: ``label_info``, ``result_dtype``, ``result_compress``,
+``restore_label_idx`` (3D Slicer, OHIF) and ``client_id`` (``monailabel.client.MONAILabelClient`` adds it to
+every ``infer`` / ``next_sample`` / ``upload_image`` / ``save_label`` call: a string of at most
+:data:`MAX_CLIENT_ID_CHARS` characters, or ``null`` when the client was made without one).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "LESION_PARAMS",
     "CLASSIFICATION_PARAMS",
     "CLIENT_PARAMS",
+    "MAX_CLIENT_ID_CHARS",
     "find_unsafe",
     "parse_params",
     "validate_params",
@@ -50,6 +54,8 @@ UNSAFE_PREFIXES = ("$", "@", "%")
 UNSAFE_KEYS = ("_target_", "_requires_", "_disabled_", "_desc_", "_mode_")
 MAX_PARAMS_CHARS = 16384
 MAX_DEPTH = 4
+#: Longest ``client_id`` accepted (MONAI Label's client sends the id it was made with, or ``null``).
+MAX_CLIENT_ID_CHARS = 256
 
 
 class RequestParamError(ValueError):
@@ -75,10 +81,12 @@ class ParamSpec:
     """One allowed parameter: a plain JSON type and its range or choices.
 
     Attributes:
-        kind: ``"float"``, ``"int"``, ``"str"``, ``"bool"`` or ``"json"`` (plain nested lists/dicts).
-        low, high: inclusive range of numbers.
+        kind: ``"float"``, ``"int"``, ``"str"`` (one of ``choices``), ``"text"`` (any string of at most
+            ``high`` characters), ``"bool"`` or ``"json"`` (plain nested lists/dicts).
+        low, high: inclusive range of numbers; for ``"text"``, ``high`` is the longest length.
         choices: allowed strings.
         used: False for client bookkeeping keys that are checked and then dropped.
+        nullable: ``null`` (``None``) is accepted as well.
     """
 
     kind: str
@@ -86,6 +94,7 @@ class ParamSpec:
     high: float | None = None
     choices: tuple[str, ...] = ()
     used: bool = True
+    nullable: bool = False
 
     def check(self, key: str, value: Any) -> Any:
         """Return ``value`` converted to the declared type.
@@ -93,6 +102,8 @@ class ParamSpec:
         Raises:
             RequestParamError: wrong type, out of range, not one of the choices.
         """
+        if value is None and self.nullable:
+            return None
         if self.kind in ("float", "int"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise RequestParamError(key, f"must be a number, got {type(value).__name__}")
@@ -105,6 +116,16 @@ class ParamSpec:
         if self.kind == "str":
             if not isinstance(value, str) or value not in self.choices:
                 raise RequestParamError(key, f"must be one of {list(self.choices)}, got {str(value)[:40]!r}")
+            return value
+        if self.kind == "text":
+            if not isinstance(value, str):
+                raise RequestParamError(
+                    key, f"must be text{' or null' if self.nullable else ''}, got {type(value).__name__}"
+                )
+            if len(value) > self.high:
+                raise RequestParamError(key, f"must be at most {int(self.high)} characters, got {len(value)}")
+            if not value.isprintable():
+                raise RequestParamError(key, "must be printable text (no control characters)")
             return value
         if self.kind == "bool":
             if not isinstance(value, bool):
@@ -119,6 +140,7 @@ _BOOKKEEPING = {
     "result_dtype": ParamSpec("str", choices=("uint8", "uint16"), used=False),
     "result_compress": ParamSpec("bool", used=False),
     "restore_label_idx": ParamSpec("bool", used=False),
+    "client_id": ParamSpec("text", high=MAX_CLIENT_ID_CHARS, used=False, nullable=True),
 }
 #: Parameters of ``radlas_lesion``.
 LESION_PARAMS: dict[str, ParamSpec] = {
@@ -133,7 +155,7 @@ LESION_PARAMS: dict[str, ParamSpec] = {
 }
 #: Parameters of ``radlas_classification`` (it returns JSON only).
 CLASSIFICATION_PARAMS: dict[str, ParamSpec] = dict(_BOOKKEEPING)
-#: Keys that the viewers send on their own; accepted, checked and dropped.
+#: Keys that the viewers and MONAI Label's client send on their own; accepted, checked and dropped.
 CLIENT_PARAMS = tuple(_BOOKKEEPING)
 
 

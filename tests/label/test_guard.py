@@ -62,3 +62,50 @@ def test_refused_body_is_not_invited_or_drained_without_bound(headers, kwargs):
 def test_bad_drain_arguments_raise():
     with pytest.raises(ValueError, match="max_drain_bytes"):
         RequestGuard(_never_called, {}, max_drain_bytes=-1)
+
+
+def _infer(query: bytes, upload: bool) -> tuple[int, dict | None]:
+    """POST /infer/radlas_lesion with ``query`` (and a file when ``upload``) through a guard whose datastore holds
+    ``known``; returns the status and the refusal body, or 200 and None when the request reached the app."""
+    from label_server import multipart
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    body, content_type = multipart({"params": "{}"}, {"file": ("chest.png", b"png bytes")} if upload else {})
+    guard = RequestGuard(app, {"radlas_lesion": {}}, image_ids=lambda: ["known"])
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    scope = {"type": "http", "method": "POST", "path": "/infer/radlas_lesion", "headers": headers}
+    sent = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(guard({**scope, "query_string": query}, receive, send))
+    status = sent[0]["status"]
+    return status, (json.loads(sent[1]["body"]) if status != 200 else None)
+
+
+@pytest.mark.parametrize(
+    "query, upload, status, error",
+    [
+        [b"image=known", False, 200, None],
+        [b"image=chest", False, 404, "unknown_image"],
+        [
+            b"image=chest",
+            True,
+            200,
+            None,
+        ],  # MONAILabelClient.infer sends an id with every upload; MONAI Label ignores it
+        [b"image=", True, 200, None],
+        [b"image=..%2Fetc%2Fpasswd", True, 422, "invalid_image_id"],  # still only an id, never a path
+        [b"", False, 422, "missing_image"],
+    ],
+)
+def test_image_id_must_be_in_the_datastore_unless_a_file_is_uploaded(query, upload, status, error):
+    got, body = _infer(query, upload)
+    assert got == status and (body is None or body["error"] == error)

@@ -18,6 +18,8 @@ VALID = [
     [{"min_area": 8.0, "max_boxes": 3}, {"min_area": 8, "max_boxes": 3}],
     [{"label": "heatmap", "result_extension": ".nii.gz"}, {"label": "heatmap", "result_extension": ".nii.gz"}],
     [{"result_compress": False, "label_info": [{"name": "lesion", "idx": 1}]}, {}],  # viewer keys: checked, dropped
+    [{"client_id": None, "method": "otsu"}, {"method": "otsu"}],  # MONAILabelClient's key: checked, dropped
+    [{"client_id": "slicer-7f3a"}, {}],
 ]
 
 INVALID = [
@@ -35,6 +37,10 @@ INVALID = [
     [{"min_area": 2.5}, "must be an integer"],
     [{"method": "median"}, "must be one of"],
     [{"result_compress": "yes"}, "true or false"],
+    [{"client_id": 7}, "'client_id': must be text or null, got int"],
+    [{"client_id": "a\nb"}, "no control characters"],
+    [{"client_id": "x" * 257}, "must be at most 256 characters, got 257"],
+    [{"client_id": "@network_def"}, "starts with '@'"],
 ]
 
 
@@ -47,6 +53,10 @@ def test_valid_params_are_converted(params, expected):
 def test_invalid_params_are_rejected(params, message):
     with pytest.raises(RequestParamError, match=message.replace("[", r"\[").replace("$", r"\$")):
         validate_params(params, LESION_PARAMS)
+
+
+def test_classification_accepts_the_client_keys_only():
+    assert validate_params({"client_id": None, "label_info": []}, CLASSIFICATION_PARAMS) == {}
 
 
 def test_classification_accepts_no_lesion_params():

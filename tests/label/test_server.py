@@ -1,7 +1,8 @@
 """A real RadLAS MONAI Label server on 127.0.0.1, spoken to over HTTP (tiny 64 px networks, two studies).
 
-The server runs with every proxy variable pointed at a dead local port, so any outbound connection it tried
-(model zoo, SAM checkpoints, DICOMweb) would fail the start or the requests.
+The server (the session's ``server`` fixture, tests/label/conftest.py) runs with every proxy variable pointed at a
+dead local port, so any outbound connection it tried (model zoo, SAM checkpoints, DICOMweb) would fail the start or
+the requests.
 """
 
 from __future__ import annotations
@@ -9,19 +10,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
-from label_fixtures import CLASS_NAMES, radiograph, write_studies, write_tiny_bundles
+from label_fixtures import CLASS_NAMES, radiograph
+from label_server import MAX_UPLOAD_MB
+from label_server import png_bytes as _png_bytes
 
 pytestmark = [
     pytest.mark.slow,
@@ -31,126 +26,6 @@ pytestmark = [
         "requirements/constraints.txt and its label extra, monailabel==0.8.5 with --no-deps)",
     ),
 ]
-
-REPO = Path(__file__).resolve().parents[2]
-DEAD_PROXY = "http://127.0.0.1:9"
-MAX_UPLOAD_MB = 1
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the test client talks to 127.0.0.1 directly
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    for name, (filename, data) in files.items():
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-        parts.append(head.encode() + b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
-def _lower_keys(headers) -> dict[str, str]:
-    """Response headers as a plain dict keyed by lower-case names."""
-    return {name.lower(): value for name, value in headers.items()}
-
-
-class Server:
-    def __init__(self, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-
-    def request(self, method, path, fields=None, files=None, headers=None, timeout=120):
-        data, extra = None, dict(headers or {})
-        if fields is not None or files is not None:
-            data, content_type = _multipart(fields or {}, files or {})
-            extra["Content-Type"] = content_type
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers=extra)
-        # header names are case-insensitive (RFC 9110): returned lower-cased, so lookups do not depend on the server
-        try:
-            with OPENER.open(req, timeout=timeout) as response:
-                return response.status, _lower_keys(response.headers), response.read()
-        except urllib.error.HTTPError as err:
-            return err.code, _lower_keys(err.headers), err.read()
-
-    def infer(self, model, query="output=json", params=None, upload=None, timeout=120):
-        fields = {"params": json.dumps(params) if isinstance(params, dict) else params} if params is not None else {}
-        files = {"file": upload} if upload else None
-        return self.request("POST", f"/infer/{model}?{query}", fields=fields or None, files=files, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def studies(tmp_path_factory):
-    return write_studies(tmp_path_factory.mktemp("studies"))
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, studies):
-    root = tmp_path_factory.mktemp("label")
-    bundles = write_tiny_bundles(root / "bundles")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k.upper() not in ("NO_PROXY",)}
-    env.update(
-        HTTP_PROXY=DEAD_PROXY,
-        HTTPS_PROXY=DEAD_PROXY,
-        ALL_PROXY=DEAD_PROXY,
-        http_proxy=DEAD_PROXY,
-        https_proxy=DEAD_PROXY,
-        all_proxy=DEAD_PROXY,
-        RADLAS_LABEL_CACHE=str(root / "cache"),
-        OMP_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-    )
-    env.pop("no_proxy", None)
-    command = [
-        sys.executable,
-        str(REPO / "scripts" / "monailabel_server.py"),
-        f"--studies={studies}",
-        f"--port={port}",
-        f"--max_upload_mb={MAX_UPLOAD_MB}",
-        f"--lesion_bundle={bundles / 'lesion_localization'}",
-        f"--classification_bundle={bundles / 'finetune_classification'}",
-        "--device=cpu",
-    ]
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = Server(port)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{(root / 'server.log').read_text()[-3000:]}")
-            try:
-                if client.request("GET", "/info/", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-        client.log = root / "server.log"
-        client.marker = root / "evaluated-marker"
-        client.state = root / "cache"
-        yield client
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def _png_bytes(array: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.round(array * 255).astype(np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _image(body: bytes) -> np.ndarray:

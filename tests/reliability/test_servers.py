@@ -60,7 +60,8 @@ def _listening_addresses(port: int) -> set[str]:
 @pytest.fixture(scope="module")
 def label_server(tmp_path_factory):
     from label_fixtures import write_studies, write_tiny_bundles
-    from test_server import DEAD_PROXY, Server, _free_port
+    from label_server import DEAD_PROXY, Server
+    from label_server import free_port as _free_port
 
     root = tmp_path_factory.mktemp("label_campaign")
     bundles = write_tiny_bundles(root / "bundles")
@@ -110,7 +111,7 @@ def label_server(tmp_path_factory):
 
 def _good_png() -> bytes:
     from label_fixtures import radiograph
-    from test_server import _png_bytes
+    from label_server import png_bytes as _png_bytes
 
     return _png_bytes(radiograph(40, 48))
 

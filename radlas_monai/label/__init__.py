@@ -11,6 +11,7 @@ Nothing here imports ``monailabel`` at package import time:
 - :mod:`~radlas_monai.label.decode`: upload decoding in a resource-limited worker process
 - :mod:`~radlas_monai.label.models`: networks built from bundle folders without evaluating configs
 - :mod:`~radlas_monai.label.studies`: the default synthetic studies folder and the datastore's state folder
+- :mod:`~radlas_monai.label.app_logs`: the app's log file in the label cache, never in the package
 - :mod:`~radlas_monai.label.server`: :func:`serve` (127.0.0.1 by default)
 """
 

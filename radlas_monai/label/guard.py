@@ -12,7 +12,8 @@ proxy and log endpoints. :class:`RequestGuard` answers before any of that runs:
   up to ``max_drain_bytes`` more bytes and ``drain_timeout`` seconds; a client that sent
   ``Expect: 100-continue`` (curl does above 1 MB) gets the 413 at once and never sends the body; a body declared
   larger than the drain budget is answered at once and the connection closed, so such a client may see a reset;
-- ``POST /infer/{model}``: the model must be served (404), the query may hold only ``image`` (a datastore
+- ``POST /infer/{model}``: the model must be served (404 ``unknown_model``, or ``model_not_served`` for a RadLAS
+  model whose weights were not found at startup), the query may hold only ``image`` (a datastore
   image id; with an uploaded ``file`` it is ignored by MONAI Label, so only its form is checked), ``output``
   (``image``/``json``/``all``) and an empty ``session_id``, the form only ``params`` and one ``file``;
   ``params`` must pass the model's allow-list (:mod:`radlas_monai.label.params`), else 422.
@@ -227,6 +228,13 @@ class RequestGuard:
     async def _check_infer(self, scope: dict, body: bytes) -> None:
         model = scope["path"][len("/infer/") :].strip("/")
         if model not in set(self.served_models()):
+            if model in self.allowed_params:  # a RadLAS model whose weights were not found at startup
+                raise _Refused(
+                    404,
+                    "model_not_served",
+                    f"model {model!r} is not served: no weights were found when the server started (its startup "
+                    "output lists the files it looked for); GET /info/ lists the models served",
+                )
             raise _Refused(404, "unknown_model", f"model {model[:60]!r} is not served; GET /info/ lists the models")
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         for key, value in query:

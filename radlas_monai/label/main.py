@@ -18,7 +18,10 @@ App configuration (``conf``, strings, from ``MONAI_LABEL_APP_CONF`` or ``--conf 
 ``max_pixels``             largest image accepted (default 50_000_000)
 =========================  =======================================================================
 
-Models without a checkpoint are not listed by ``/info`` (MONAI Label's ``is_valid``).
+Models without a checkpoint are not listed by ``/info`` (MONAI Label's ``is_valid``). At startup the app says, on the
+console and in the log, which models are served and which weights files it looked for (:func:`models_report`);
+a model without weights makes that a warning. The app's log file is ``<label cache>/logs/app.log``, also when MONAI
+Label's own launcher started it (:mod:`radlas_monai.label.app_logs`).
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.tasks.activelearning.random import Random
 
+from radlas_monai.label.app_logs import move_app_logs
 from radlas_monai.label.decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT, SafeRadiographDecoder
 from radlas_monai.label.infer_classification import RadLASClassificationInfer
 from radlas_monai.label.infer_lesion import RadLASLesionInfer
-from radlas_monai.label.models import classification_bundle_spec, lesion_bundle_spec
+from radlas_monai.label.models import BundleSpec, classification_bundle_spec, lesion_bundle_spec
 from radlas_monai.label.studies import IMAGE_PATTERNS, datastore_state_dir
 
-__all__ = ["RadLASLabelApp", "LESION_MODEL", "CLASSIFICATION_MODEL", "default_bundles_dir"]
+__all__ = ["RadLASLabelApp", "LESION_MODEL", "CLASSIFICATION_MODEL", "default_bundles_dir", "models_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,45 @@ def default_bundles_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "bundles"
 
 
+def _bundle_origin(conf: dict[str, str], model: str) -> str:
+    """How the weights of ``model`` were chosen: a server option, ``$RADLAS_BUNDLES_DIR`` or the default."""
+    prefix = "lesion" if model == LESION_MODEL else "classification"
+    for key in (f"{prefix}_checkpoint", f"{prefix}_bundle"):
+        if conf.get(key):
+            return f"--{key}"
+    if os.environ.get("RADLAS_BUNDLES_DIR"):
+        return "$RADLAS_BUNDLES_DIR"
+    return "the checkout radlas_monai is installed from, not the working directory"
+
+
+def models_report(specs: dict[str, BundleSpec], origins: dict[str, str]) -> tuple[str, bool]:
+    """The startup message: each model, served or not, and the weights files looked for.
+
+    Args:
+        specs: ``{model name: bundle spec}``.
+        origins: ``{model name: how its bundle or weights were chosen}`` (``"--lesion_bundle"``, ...).
+
+    Returns:
+        The message (several lines) and whether every model is served.
+    """
+    served = {name: spec.checkpoint.is_file() for name, spec in specs.items()}
+    width = max(len(name) for name in specs)
+    count = f"{sum(served.values())} of {len(specs)}"
+    lines = [f"RadLAS MONAI Label serves {count} models (GET /info/ lists only the served ones):"]
+    for name, spec in specs.items():
+        looked = " or ".join(str(p) for p in spec.searched or (spec.checkpoint,))
+        if served[name]:
+            lines.append(f"  {name:<{width}}  served      weights {spec.checkpoint} (from {origins[name]})")
+        else:
+            lines.append(f"  {name:<{width}}  NOT SERVED  no weights at {looked} (from {origins[name]})")
+    if not all(served.values()):
+        lines.append(
+            "  to serve a model, train its bundle or pass --lesion_checkpoint / --classification_checkpoint FILE, "
+            "--lesion_bundle / --classification_bundle DIR, or set RADLAS_BUNDLES_DIR (docs/monai_label.md)"
+        )
+    return "\n".join(lines), all(served.values())
+
+
 class RadLASLabelApp(MONAILabelApp):
     """MONAI Label app serving RadLAS lesion localization and classification on 2D radiographs.
 
@@ -65,7 +108,9 @@ class RadLASLabelApp(MONAILabelApp):
     """
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
+        move_app_logs(app_dir)  # ``monailabel start_server`` logs into the app folder: this package
         conf = dict(conf or {})
+        self.weights_origins = {name: _bundle_origin(conf, name) for name in (LESION_MODEL, CLASSIFICATION_MODEL)}
         bundles = default_bundles_dir()
         self.lesion_spec = lesion_bundle_spec(
             conf.get("lesion_bundle") or bundles / "lesion_localization", conf.get("lesion_checkpoint") or None
@@ -110,9 +155,8 @@ class RadLASLabelApp(MONAILabelApp):
             LESION_MODEL: RadLASLesionInfer(self.lesion_spec, self.decoder, self.device),
             CLASSIFICATION_MODEL: RadLASClassificationInfer(self.classification_spec, self.decoder, self.device),
         }
-        for name, task in infers.items():
-            if not task.is_valid():
-                logger.warning("%s is not served: no checkpoint at %s", name, task.spec.checkpoint)
+        message, all_served = models_report({n: t.spec for n, t in infers.items()}, self.weights_origins)
+        logger.log(logging.INFO if all_served else logging.WARNING, "%s", message)
         return infers
 
     def init_strategies(self) -> dict[str, Strategy]:

@@ -46,6 +46,7 @@ class BundleSpec:
         preset: encoder preset.
         image_size: square network input size.
         values: the other plain config values read (class names, localization defaults, ...).
+        searched: the weights files looked for, in order (``checkpoint`` is the first that exists, else the last).
     """
 
     name: str
@@ -53,6 +54,7 @@ class BundleSpec:
     preset: str
     image_size: int
     values: dict[str, Any]
+    searched: tuple[Path, ...] = ()
 
 
 def read_plain_values(config_file: str | os.PathLike, keys: Sequence[str]) -> dict[str, Any]:
@@ -107,11 +109,13 @@ def lesion_bundle_spec(bundle_dir: str | os.PathLike, checkpoint: str | os.PathL
     keys = ("preset", "image_size", *LOCALIZE_DEFAULTS)
     values = {**LOCALIZE_DEFAULTS, **read_plain_values(root / "configs" / "inference.json", keys)}
     if checkpoint is None:
-        own = root / "models" / "model.pt"
-        checkpoint = own if own.is_file() else root.parent / "pretrain" / "models" / "model.pt"
+        searched = (root / "models" / "model.pt", root.parent / "pretrain" / "models" / "model.pt")
+        checkpoint = searched[0] if searched[0].is_file() else searched[1]
+    else:
+        searched = (Path(checkpoint),)
     preset = str(values.pop("preset", "tiny"))
     size = _checked_size(values.pop("image_size", 256), str(root))
-    return BundleSpec(root.name, Path(checkpoint), preset, size, values)
+    return BundleSpec(root.name, Path(checkpoint), preset, size, values, searched)
 
 
 def classification_bundle_spec(
@@ -133,7 +137,7 @@ def classification_bundle_spec(
     size = _checked_size(values.get("image_size", 256), str(root))
     extra = {"class_names": names, "multi_label": bool(values.get("multi_label", True))}
     path = Path(checkpoint) if checkpoint is not None else root / "models" / "model.pt"
-    return BundleSpec(root.name, path, preset, size, extra)
+    return BundleSpec(root.name, path, preset, size, extra, (path,))
 
 
 def build_lesion_network(spec: BundleSpec, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -5,7 +5,9 @@ Used by ``scripts/monailabel_server.py`` / ``scripts/start_monailabel.sh``. Comp
 is off), CORS is limited to the given origins (never ``*``), uploads are capped (413), only the endpoints a
 viewer needs are routed and ``/infer`` parameters are allow-listed (:class:`~radlas_monai.label.guard.
 RequestGuard`), training / scoring / batch inference / sessions / tracking are off, nothing is written into
-the app or studies folders, and no model zoo, SAM checkpoint or DICOMweb server is contacted.
+the app or studies folders (the log is ``<label cache>/logs/app.log``, :mod:`radlas_monai.label.app_logs`), and no
+model zoo, SAM checkpoint or DICOMweb server is contacted. The console says at startup which models are served and
+where their weights were looked for, and the real CORS policy.
 
 MONAI Label reads its settings when first imported, so :func:`configure_settings` runs before any
 ``monailabel`` import.
@@ -20,11 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from radlas_monai.label.app_logs import add_log_file
 from radlas_monai.label.guard import RequestGuard
 from radlas_monai.label.params import CLASSIFICATION_PARAMS, LESION_PARAMS, RequestParamError
 from radlas_monai.label.studies import IMAGE_PATTERNS, ensure_default_studies
 
-__all__ = ["APP_DIR", "LOOPBACK_HOSTS", "configure_settings", "build_asgi_app", "serve"]
+__all__ = ["APP_DIR", "LOOPBACK_HOSTS", "configure_settings", "cors_policy", "build_asgi_app", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +37,24 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_UPLOAD_MB = 128
 
 
-def configure_settings(studies: str | os.PathLike, port: int, conf: dict[str, str]) -> dict[str, Any]:
+def configure_settings(
+    studies: str | os.PathLike, port: int, conf: dict[str, str], cors_origins: Sequence[str] = ()
+) -> dict[str, Any]:
     """Set MONAI Label's settings (environment and ``monailabel.config.settings``).
+
+    Args:
+        studies: the studies folder.
+        port: the server's port.
+        conf: the app's string settings (:mod:`radlas_monai.label.main`).
+        cors_origins: the browser origins allowed. MONAI Label prints ``Allow Origins: [...]`` when its app module is
+            first imported and allows ``*`` when none are set; with them set, that line names the real origins.
 
     Returns:
         The ``MONAI_LABEL_*`` values set.
     """
     values: dict[str, Any] = {
         "MONAI_LABEL_APP_DIR": str(APP_DIR),
+        "MONAI_LABEL_CORS_ORIGINS": list(cors_origins),
         "MONAI_LABEL_STUDIES": os.path.realpath(os.fspath(studies)),
         "MONAI_LABEL_APP_CONF": dict(conf),
         "MONAI_LABEL_SERVER_PORT": int(port),
@@ -97,6 +110,14 @@ def _add_exception_handlers(app: Any) -> None:
     app.add_exception_handler(CheckpointError, no_model)
     app.add_exception_handler(FileNotFoundError, no_model)
     app.add_exception_handler(MONAILabelException, monailabel_error)
+
+
+def cors_policy(allow_origins: Sequence[str]) -> str:
+    """The CORS policy of :func:`_restrict_cors`, in words (logged at startup)."""
+    return (
+        f"CORS: browsers may call this server only from {', '.join(allow_origins)} (GET and POST, no credentials); "
+        "pages from any other origin get no CORS headers (--allow_origins adds origins; '*' is never allowed)"
+    )
 
 
 def _restrict_cors(app: Any, allow_origins: Sequence[str]) -> None:
@@ -182,6 +203,9 @@ def serve(
         raise ValueError(
             f"need decode_memory_mb > 0 and decode_timeout > 0, got {decode_memory_mb} and {decode_timeout}"
         )
+    if not logging.getLogger().handlers:  # started without a logging set-up: still say on the console what is served
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_file = add_log_file()
     if studies is None:
         studies = ensure_default_studies()
     elif not Path(studies).is_dir():
@@ -199,9 +223,9 @@ def serve(
         }.items()
         if value
     }
-    configure_settings(studies, int(port), conf)
     own = [f"http://{name}:{int(port)}" for name in ("127.0.0.1", "localhost")]
     origins = list(dict.fromkeys([*own, *[str(o).rstrip("/") for o in allow_origins]]))
+    configure_settings(studies, int(port), conf, origins)
     app = build_asgi_app(int(max_upload_mb * (1 << 20)), origins)
     if host not in LOOPBACK_HOSTS:
         logger.warning(
@@ -210,7 +234,8 @@ def serve(
             host,
             int(port),
         )
-    logger.info("RadLAS MONAI Label: http://%s:%d/ studies=%s origins=%s", host, int(port), studies, origins)
+    logger.info("RadLAS MONAI Label: http://%s:%d/ studies=%s log=%s", host, int(port), studies, log_file)
+    logger.info("%s", cors_policy(origins))
     try:
         uvicorn.run(app, host=host, port=int(port), log_level=log_level, timeout_keep_alive=5, limit_concurrency=64)
     finally:

@@ -109,3 +109,25 @@ def _infer(query: bytes, upload: bool) -> tuple[int, dict | None]:
 def test_image_id_must_be_in_the_datastore_unless_a_file_is_uploaded(query, upload, status, error):
     got, body = _infer(query, upload)
     assert got == status and (body is None or body["error"] == error)
+
+
+@pytest.mark.parametrize(
+    "model, error",
+    [["radlas_lesion", "model_not_served"], ["deepedit", "unknown_model"]],
+    ids=["no-weights", "unknown"],
+)
+def test_a_model_without_weights_is_named_as_such(model, error):
+    guard = RequestGuard(_never_called, {"radlas_lesion": {}}, served_models=lambda: [])
+    scope = {"type": "http", "method": "POST", "path": f"/infer/{model}", "headers": [], "query_string": b""}
+    sent = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(guard(scope, receive, send))
+    body = json.loads(sent[1]["body"])
+    assert sent[0]["status"] == 404 and body["error"] == error
+    assert ("startup output lists the files it looked for" in body["detail"]) == (error == "model_not_served")

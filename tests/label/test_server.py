@@ -208,6 +208,26 @@ def test_disabled_endpoints_and_cors(server):
     assert "access-control-allow-origin" not in {k.lower() for k in headers}
 
 
+def test_startup_states_the_real_cors_policy(server):
+    log = server.log.read_text()
+    origins = [server.base, f"http://localhost:{server.port}"]
+    assert "Allow Origins: ['*']" not in log
+    assert f"Allow Origins: {origins}" in log  # MONAI Label's own line names the origins really allowed
+    assert f"CORS: browsers may call this server only from {', '.join(origins)} (GET and POST" in log
+
+
+def test_startup_says_which_models_are_served_and_logs_to_the_cache(server):
+    from radlas_monai.label.server import APP_DIR
+
+    console = server.log.read_text()
+    weights = server.bundles / "pretrain" / "models" / "model.pt"
+    assert "RadLAS MONAI Label serves 2 of 2 models" in console
+    assert f"radlas_lesion          served      weights {weights} (from --lesion_bundle)" in console
+    log_file = server.state / "logs" / "app.log"
+    assert f"log={log_file}" in console and "RadLAS MONAI Label serves 2 of 2 models" in log_file.read_text()
+    assert not (APP_DIR / "logs").exists()
+
+
 def test_server_still_answers_good_requests(server):
     status, _, body = server.infer("radlas_classification", "image=study-dx&output=json")
     assert status == 200 and len(json.loads(body)["scores"]) == len(CLASS_NAMES)

@@ -1,16 +1,17 @@
 """MLflow lineage of a downstream run: which checkpoint it started from, and which run produced that checkpoint.
 
-A RadLAS training run tags itself with ``radlas.checkpoint_sha256`` = the SHA-256 of the checkpoint it wrote
-(:class:`~radlas_monai.handlers.tracking.RadLASMLFlowHandler`, its ``checkpoint_path``: ``checkpoint_best.pt`` in the
-bundles). A downstream run (fine-tuning from the pretrain ``model.pt``, evaluating a fine-tuned ``model.pt``) tags
-itself with:
+A RadLAS training run tags itself with ``radlas.checkpoint_sha256`` = the SHA-256 of the weights file that downstream
+bundles load, ``models/model.pt`` (:class:`~radlas_monai.handlers.tracking.RadLASMLFlowHandler`, its
+``weights_path``). A downstream run (fine-tuning from the pretrain ``model.pt``, evaluating a fine-tuned ``model.pt``)
+tags itself with:
 
-- ``radlas.parent_checkpoint_sha256``: the SHA-256 of the file it loaded (:data:`TAG_PARENT_CHECKPOINT_SHA256`);
+- ``radlas.parent_checkpoint_sha256``: the SHA-256 of the file it loaded (:data:`TAG_PARENT_CHECKPOINT_SHA256`), the
+  same value as its parent's ``radlas.checkpoint_sha256``;
 - ``radlas.parent_run_id``: the run that wrote it, found by :func:`find_parent_run_id` in the same store.
 
-``model.pt`` holds the same network as the ``checkpoint_best.pt`` next to it, but not the same bytes, so the lookup
-tries the loaded file's digest first, then the digests of its sibling ``checkpoint_*.pt`` files whose ``network``
-equals the loaded weights tensor for tensor.
+Runs recorded before the tag named ``model.pt`` hashed ``checkpoint_best.pt``, which holds the same network but not
+the same bytes; for them the lookup also tries the digests of the loaded file's sibling ``checkpoint_*.pt`` files
+whose ``network`` equals the loaded weights tensor for tensor.
 """
 
 from __future__ import annotations

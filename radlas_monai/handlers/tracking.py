@@ -32,7 +32,7 @@ params                     the flattened config (:func:`flatten_params`), ``para
 ``val/<metric>``           the evaluator's ``engine.state.metrics`` after each validation, step
                            = trainer epoch (``eval/<metric>`` for a standalone evaluator)
 artifacts                  ``config/`` (the executed config), ``images/`` (:meth:`log_image`),
-                           ``checkpoints/`` (``checkpoint_path`` at completion)
+                           ``checkpoints/`` (``checkpoint_path`` and ``weights_path`` at completion)
 tags                       ``radlas.bundle``, ``radlas.parent_run_id``, ``radlas.checkpoint_sha256``,
                            ``radlas.pid`` / ``radlas.host`` / ``radlas.pid_start``,
                            ``radlas.failure_reason`` on failure
@@ -114,8 +114,12 @@ class RadLASMLFlowHandler:
         iteration_interval: log the loss terms every this many iterations (the epoch means use
             every iteration).
         loss_transform: ``engine.state.output`` -> ``{term: value}`` or a scalar.
-        checkpoint_path: checkpoint file(s) logged under ``checkpoints/`` at completion; the SHA-256
-            of the first existing one is the ``radlas.checkpoint_sha256`` tag.
+        checkpoint_path: checkpoint file(s) logged under ``checkpoints/`` at completion.
+        weights_path: the weights file that downstream bundles load (the bundles' ``models/model.pt``), logged
+            under ``checkpoints/`` too; its SHA-256 is the ``radlas.checkpoint_sha256`` tag, the digest a downstream
+            run records as ``radlas.parent_checkpoint_sha256`` (:func:`radlas_monai.engines.lineage.lineage_tags`).
+            ``None``: the ``model.pt`` next to the first ``checkpoint_path`` when it exists at completion, else the
+            first existing ``checkpoint_path``.
         output_dir: folder for rendered images, the config copy and unflushed-entry dumps;
             ``None`` for a new temporary folder.
         sqlite_timeout_s: longest wait of one call on a locked SQLite store.
@@ -143,6 +147,7 @@ class RadLASMLFlowHandler:
         iteration_interval: int = 10,
         loss_transform: Callable[[Any], Any] = default_loss_transform,
         checkpoint_path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+        weights_path: str | os.PathLike | None = None,
         output_dir: str | os.PathLike | None = None,
         sqlite_timeout_s: float = 0.2,
         retry_interval_s: float = 5.0,
@@ -169,6 +174,7 @@ class RadLASMLFlowHandler:
             self.checkpoint_paths = [Path(checkpoint_path)]
         else:
             self.checkpoint_paths = [Path(p) for p in checkpoint_path]
+        self.weights_path = Path(weights_path) if weights_path is not None else None
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.sqlite_timeout_s = float(sqlite_timeout_s)
         self.retry_interval_s = float(retry_interval_s)
@@ -428,15 +434,32 @@ class RadLASMLFlowHandler:
         self.log_artifact(path, "images")
         return path
 
+    def _downstream_weights(self, existing: list[Path]) -> Path | None:
+        """The file whose digest is the ``radlas.checkpoint_sha256`` tag (see ``weights_path``)."""
+        if self.weights_path is not None:
+            if self.weights_path.is_file():
+                return self.weights_path
+            logger.warning("weights file %s not found at the end of the run; no checkpoint digest", self.weights_path)
+            return None
+        if self.checkpoint_paths:
+            from radlas_monai.handlers.checkpoint import MODEL_FILENAME
+
+            sibling = self.checkpoint_paths[0].parent / MODEL_FILENAME
+            if sibling.is_file():
+                return sibling
+        return existing[0] if existing else None
+
     def _log_checkpoints(self) -> None:
         existing = [p for p in self.checkpoint_paths if p.is_file()]
         missing = [str(p) for p in self.checkpoint_paths if not p.is_file()]
         if missing:
             logger.warning("checkpoint file(s) %s not found at the end of the run; not logged", missing)
-        if not existing:
+        weights = self._downstream_weights(existing)
+        if weights is None:
             return
         from radlas_monai.handlers.checkpoint_io import file_sha256
 
-        self._writer.set_tags({TAG_CHECKPOINT_SHA256: file_sha256(existing[0])})
-        for path in existing:
+        self._writer.set_tags({TAG_CHECKPOINT_SHA256: file_sha256(weights)})
+        logged = {p.resolve() for p in existing}
+        for path in [*existing, *([weights] if weights.resolve() not in logged else [])]:
             self._writer.log_artifact(path, "checkpoints")

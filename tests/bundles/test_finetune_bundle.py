@@ -160,8 +160,12 @@ def test_evaluate_writes_metrics_json_and_roc_plot(finetuned):
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "evaluation")}
     assert {"evaluation/metrics.json", "evaluation/roc.png"} <= artifacts
     train_runs = client.search_runs([runs[0].info.experiment_id], "tags.`radlas.bundle` = 'finetune_classification'")
-    train_run = [r.info.run_id for r in train_runs if any("val_mean_auroc" in m for m in r.data.metrics)]
-    assert runs[0].data.tags.get("radlas.parent_run_id") == train_run[0]  # lineage: evaluation -> fine-tuning
+    train_run = [r for r in train_runs if any("val_mean_auroc" in m for m in r.data.metrics)]
+    assert (
+        runs[0].data.tags.get("radlas.parent_run_id") == train_run[0].info.run_id
+    )  # lineage: evaluation -> fine-tuning
+    # by hash: the fine-tune run's digest is that of the model.pt the evaluation loaded
+    assert runs[0].data.tags["radlas.parent_checkpoint_sha256"] == train_run[0].data.tags["radlas.checkpoint_sha256"]
 
 
 def test_inference_writes_probabilities_and_evidence_overlays(finetuned, tmp_path):

@@ -113,6 +113,56 @@ def test_full_run_is_logged(store_uri: str, tmp_path: Path) -> None:
     )
 
 
+def _bundle_checkpoints(folder: Path) -> Path:
+    """What ``AtomicCheckpointSaver`` leaves in ``models/``: a full best checkpoint and ``model.pt`` (the network)."""
+    folder.mkdir(parents=True)
+    network = {"weight": torch.arange(6.0).reshape(2, 3)}
+    torch.save({"network": network, "meta": {"epoch": 1}}, folder / "checkpoint_best.pt")
+    torch.save(network, folder / "model.pt")
+    return folder
+
+
+def test_checkpoint_digest_is_the_one_downstream_runs_record(store_uri: str, tmp_path: Path) -> None:
+    """The pretrain run hashes ``model.pt``, the file a fine-tune run loads and records as its parent's digest."""
+    import shutil
+
+    from radlas_monai.engines.lineage import TAG_PARENT_CHECKPOINT_SHA256, find_parent_run_id, lineage_tags
+
+    models = _bundle_checkpoints(tmp_path / "models")
+    handler = RadLASMLFlowHandler(store_uri, "radlas", checkpoint_path=models / "checkpoint_best.pt")
+    trainer, _ = _engines()
+    handler.attach(trainer)
+    trainer.run([1, 2], max_epochs=1)
+
+    client = _client(store_uri)
+    tags = client.get_run(handler.run_id).data.tags
+    assert tags["radlas.checkpoint_sha256"] == lineage_tags(models / "model.pt")[TAG_PARENT_CHECKPOINT_SHA256]
+    logged = {f.path for f in client.list_artifacts(handler.run_id, "checkpoints")}
+    assert logged == {"checkpoints/checkpoint_best.pt", "checkpoints/model.pt"}
+    downloaded = tmp_path / "downloaded" / "model.pt"  # model.pt alone, without the checkpoint_best.pt beside it
+    downloaded.parent.mkdir()
+    shutil.copy(models / "model.pt", downloaded)
+    assert find_parent_run_id(downloaded, store_uri) == handler.run_id
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["given", "missing"])
+def test_explicit_weights_path(store_uri: str, tmp_path: Path, exists: bool) -> None:
+    models = _bundle_checkpoints(tmp_path / "models")
+    weights = tmp_path / "exported" / "weights.pt"
+    if exists:
+        weights.parent.mkdir()
+        weights.write_bytes(b"exported weights")
+    handler = RadLASMLFlowHandler(
+        store_uri, "radlas", checkpoint_path=models / "checkpoint_best.pt", weights_path=weights
+    )
+    trainer, _ = _engines()
+    handler.attach(trainer)
+    trainer.run([1], max_epochs=1)
+    tags = _client(store_uri).get_run(handler.run_id).data.tags
+    expected = hashlib.sha256(weights.read_bytes()).hexdigest() if exists else None
+    assert tags.get("radlas.checkpoint_sha256") == expected
+
+
 def test_each_job_gets_a_new_run_and_dead_jobs_are_closed(store_uri: str) -> None:
     client = _client(store_uri)
     experiment_id = prepare_tracking_store(store_uri, "jobs")

@@ -261,9 +261,12 @@ class RadLAS(nn.Module):
     def restore(
         self, image: torch.Tensor, tokens: torch.Tensor | None = None, intermediates: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Restored healthy image ``(B, 1, H, W)`` in ``[0, 1]`` (the conv restorer ignores the tokens)."""
+        """Restored healthy image ``(B, 1, H, W)`` in ``[0, 1]`` (the conv restorer ignores the tokens; the ViT
+        restorer encodes ``image`` itself when ``tokens`` is not given)."""
         if self.restorer_kind == "conv":
             return self.decoder(image)
+        if tokens is None or intermediates is None:
+            tokens, intermediates = self.encode(image)
         return self.decoder(image, tokens, intermediates)
 
     def forward_local(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:

@@ -94,6 +94,7 @@ def test_stages_compose_to_forward(restorer: str, skips: tuple) -> None:
         torch.testing.assert_close(out.token_embeddings, net.project(tokens))
         torch.testing.assert_close(out.lesion_token_weight, weight)
         torch.testing.assert_close(net.predict_lesion_map(image), lmap)
+        torch.testing.assert_close(net.restore(image), restored)  # encodes by itself when given no tokens
     assert net.skip_indices == skips
 
 

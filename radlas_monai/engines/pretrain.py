@@ -164,7 +164,8 @@ class RadLASPretrainStep:
         synthesizer: batched lesion synthesis, run on the training device.
         grad_clip_norm: clip the global gradient norm to this value (``0`` or ``None`` disables clipping).
         amp: mixed precision (bf16 autocast; fp16 with a gradient scaler on GPUs without bf16).
-        lung_mask_key: batch key of lung masks, used to place lesions when present.
+        lung_mask_key: batch key of lung masks, used to place lesions when present (and cropped with the image for a
+            loss whose ``uses_lung_mask`` is true, e.g. ``RadLASLoss(outside_weight=...)``).
         pool_with_target: pool tokens under the synthetic lesion mask (teacher forcing, the default: Task II then
             contrasts features of known lesions) instead of under the network's own, still-learning lesion map.
         crop_size: train the convolutional path (conv restorer and grounding) on one ``crop_size`` crop per image
@@ -235,7 +236,8 @@ class RadLASPretrainStep:
         with autocast_context(device, self.amp):
             pool_map = lesion_mask if self.pool_with_target else None
             output = network(corrupted, pool_map=pool_map, local_image=local)
-            extra = {"lung_mask": local_lung} if local_lung is not None else {}
+            uses_lung = local_lung is not None and getattr(loss_function, "uses_lung_mask", False)
+            extra = {"lung_mask": local_lung} if uses_lung else {}
             terms = loss_function(output, target, local_mask, token_mask=lesion_mask, **extra)
         loss = terms["loss"]
         if not torch.isfinite(loss):

@@ -98,6 +98,12 @@ class RadLASLoss(_Loss):
         )
         self.contrastive = LesionDiscriminationLoss(temperature=temperature, token_weight=token_weight)
 
+    @property
+    def uses_lung_mask(self) -> bool:
+        """Whether :meth:`forward` uses a ``lung_mask`` (the grounding loss's ``outside_weight`` is not 1); the
+        pretraining step hands the lung masks over only then."""
+        return self.grounding_weight > 0 and self.grounding.outside_weight != 1.0
+
     def forward(
         self,
         output: RadLASOutput,

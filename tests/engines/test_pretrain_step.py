@@ -145,3 +145,20 @@ def test_pretrain_step_hands_the_cropped_lung_mask_to_the_loss():
         r, c = hits[0]
         assert torch.equal(seen["lung"][b], batch["lung_mask"][b, :, r : r + 32, c : c + 32])
     assert float((seen["mask"] * (1 - seen["lung"])).sum()) < 0.05 * float(seen["mask"].sum())  # lesions in lungs
+
+
+def test_pretrain_step_keeps_lung_masks_from_losses_that_do_not_use_them():
+    seen = {}
+
+    class Recording(RadLASLoss):
+        def forward(self, output, healthy, lesion_mask, token_mask=None, lung_mask=None):
+            seen["lung"] = lung_mask
+            return super().forward(output, healthy, lesion_mask, token_mask=token_mask, lung_mask=lung_mask)
+
+    torch.manual_seed(0)
+    network = RadLAS(preset="tiny", img_size=64)
+    engine = _engine(network, torch.optim.SGD(network.parameters(), lr=0.0))
+    engine.loss_function = Recording()  # outside_weight 1: a loss without a lung_mask argument works the same
+    assert not engine.loss_function.uses_lung_mask and Recording(outside_weight=2.0).uses_lung_mask
+    RadLASPretrainStep(RandLesionSynthesis(prob=1.0).set_random_state(0), crop_size=32, seed=3)(engine, _batch())
+    assert seen["lung"] is None

@@ -60,7 +60,7 @@ def _listening_addresses(port: int) -> set[str]:
 @pytest.fixture(scope="module")
 def label_server(tmp_path_factory):
     from label_fixtures import write_studies, write_tiny_bundles
-    from label_server import DEAD_PROXY, Server
+    from label_server import DEAD_PROXY, radlas_server_command, running_server
     from label_server import free_port as _free_port
 
     root = tmp_path_factory.mktemp("label_campaign")
@@ -75,38 +75,10 @@ def label_server(tmp_path_factory):
     # 8 x cores, each reserving 64 MB) and ITK's per-core thread pool would make its headroom depend on the core count
     env.update(MALLOC_ARENA_MAX="2", ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS="1")
     (root / "tmp").mkdir()
-    command = [
-        sys.executable,
-        str(REPO / "scripts" / "monailabel_server.py"),
-        f"--studies={studies}",
-        f"--port={port}",
-        f"--lesion_bundle={bundles / 'lesion_localization'}",
-        f"--classification_bundle={bundles / 'finetune_classification'}",
-        "--device=cpu",
-        f"--decode_memory_mb={DECODE_MEMORY_MB}",
-    ]
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = Server(port)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if client.request("GET", "/info/", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-        client.root, client.port, client.process = root, port, process
+    command = radlas_server_command(studies, bundles, port, f"--decode_memory_mb={DECODE_MEMORY_MB}")
+    with running_server(command, root, port, env) as client:
+        client.port = port
         yield client
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def _good_png() -> bytes:

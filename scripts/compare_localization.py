@@ -98,7 +98,9 @@ def train_all(
     images, masks, labels = data.train_images, data.train_lung_masks, data.train_labels
     ssl_images, ssl_masks = images, masks
     if pool == "normal":
-        normal = labels.sum(dim=1) == 0
+        from radlas_monai.engines.data import is_normal  # the pretrain bundle's `pool: normal` rule
+
+        normal = torch.tensor([is_normal(item) for item in data.train_items])
         ssl_images, ssl_masks = images[normal], (masks[normal] if masks is not None else None)
     elif pool != "all":
         raise ValueError(f"pool must be 'all' or 'normal', got {pool!r}")

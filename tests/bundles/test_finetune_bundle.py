@@ -44,19 +44,25 @@ def _pretrain_checkpoint(root):
     return folder / "model.pt", run.info.run_id
 
 
+def _train_overrides(ckpt, folder, epochs: int = 1, **extra) -> dict:
+    """Tiny fine-tune overrides from ``ckpt``, writing under ``folder`` (eval/ and models/), validating every epoch."""
+    return {
+        **TINY,
+        "max_epochs": epochs,
+        "val_interval": 1,
+        "pretrained_ckpt": ckpt,
+        "output_dir": folder / "eval",
+        "ckpt_dir": folder / "models",
+        **extra,
+    }
+
+
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory):
     """One seeded 2-epoch linear-probe run of train.json from a tiny pretrain checkpoint."""
     root = tmp_path_factory.mktemp("finetune")
     ckpt, pretrain_run = _pretrain_checkpoint(root)
-    overrides = {
-        **TINY,
-        "max_epochs": 2,
-        "val_interval": 1,
-        "pretrained_ckpt": ckpt,
-        "output_dir": root / "eval",
-        "ckpt_dir": root / "models",
-    }
+    overrides = _train_overrides(ckpt, root, epochs=2)
     result = run_bundle(root, "finetune_classification", "train", overrides)
     return root, ckpt, pretrain_run, result
 
@@ -116,15 +122,7 @@ def test_train_loss_is_logged_every_iteration_and_stored_in_mlflow(finetuned):
 def test_train_with_monai_tracking_switch_logs_the_loss(finetuned, tmp_path):
     """MONAI's own ``--tracking mlflow`` adds its MLFlowHandler, which reads the loss as the StatsHandler does."""
     root, ckpt, _, _ = finetuned
-    overrides = {
-        **TINY,
-        "max_epochs": 1,
-        "val_interval": 1,
-        "pretrained_ckpt": ckpt,
-        "output_dir": tmp_path / "eval",
-        "ckpt_dir": tmp_path / "models",
-        "tracking": "mlflow",
-    }
+    overrides = _train_overrides(ckpt, tmp_path, tracking="mlflow")
     result = run_bundle(tmp_path, "finetune_classification", "train", overrides)
     assert LOSS_LINE.search(result.stdout + result.stderr)
     client = _client(tmp_path)
@@ -263,14 +261,7 @@ def test_two_process_ddp_on_cpu(finetuned, tmp_path):
     root, ckpt, _, _ = finetuned
     # --standalone: torchrun's own rendezvous store on a port the OS assigns it (no free-port probe to race)
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
-    overrides = {
-        **TINY,
-        "max_epochs": 1,
-        "val_interval": 1,
-        "pretrained_ckpt": ckpt,
-        "output_dir": tmp_path / "eval",
-        "ckpt_dir": tmp_path / "models",
-    }
+    overrides = _train_overrides(ckpt, tmp_path)
     # one thread per rank: two ranks on a 2-core machine
     run_bundle(
         tmp_path, "finetune_classification", ["train", "multi_gpu_train"], overrides, launcher=launcher, threads=1
